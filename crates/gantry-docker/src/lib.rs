@@ -1,0 +1,1 @@
+//! Gantry backend over the Docker Engine API.

@@ -1,0 +1,5 @@
+//! Gantry's pipeline compiler. Pure: no IO, no async.
+
+pub mod plan;
+mod yaml;
+
