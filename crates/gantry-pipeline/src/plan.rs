@@ -95,11 +95,15 @@ pub struct SecretEnv {
     pub secret: String,
 }
 
-/// A volume mounted into a step. Host paths appear only for trusted repositories.
+/// A volume mounted into a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// Host path (absolute).
-    pub source: String,
+    /// Volume name: a workflow-scoped volume the backend creates and removes (Drone's
+    /// `temp: {}` volumes), shared by every step that mounts the same name.
+    pub name: String,
+    /// Host path to bind instead (absolute); only ever set for trusted repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<String>,
     /// Path in the container (absolute).
     pub target: String,
 }
@@ -161,7 +165,7 @@ pub struct Step {
     /// Privileged container (trusted repositories only).
     #[serde(default)]
     pub privileged: bool,
-    /// Host volumes (trusted repositories only).
+    /// Volumes (host paths only for trusted repositories).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Mount>,
     /// Resource limits.
