@@ -1,0 +1,34 @@
+//! How a [`DockerBackend`](crate::DockerBackend) connects and labels what it creates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Settings for [`DockerBackend::connect`](crate::DockerBackend::connect).
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// Engine address (`unix:///var/run/docker.sock`, `tcp://host:2375`); `None` reads
+    /// `DOCKER_HOST` and falls back to the local socket.
+    pub host: Option<String>,
+    /// Bind this host directory as the workspace instead of creating a volume
+    /// (`gantry exec` runs a pipeline on the current checkout).
+    pub host_workspace: Option<PathBuf>,
+    /// Labels added to every container, network and volume (e.g. `gantry.test=<id>`).
+    pub extra_labels: BTreeMap<String, String>,
+    /// Who runs this backend, stored as the `gantry.owner` label so leftovers of a dead
+    /// owner can be reaped: `exec:<hostname>:<pid>` for `gantry exec`.
+    pub owner: String,
+    /// Seconds a step gets between SIGTERM and SIGKILL when it is stopped early.
+    pub stop_grace_secs: u32,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            host_workspace: None,
+            extra_labels: BTreeMap::new(),
+            owner: crate::owner::exec_owner(),
+            stop_grace_secs: 2,
+        }
+    }
+}
