@@ -1,0 +1,93 @@
+//! What the compiler knows about the build it compiles for.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// The image of the implicit clone step unless the caller picks another.
+pub const DEFAULT_CLONE_IMAGE: &str = "gantry/clone:latest";
+
+/// The events a build can be started by (the values `event` may take).
+pub const EVENTS: [&str; 6] = ["push", "pull_request", "tag", "manual", "cron", "promote"];
+
+/// Facts about the commit and build a pipeline is compiled for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CompileContext {
+    /// Repository as `owner/name`.
+    pub repo: String,
+    /// Clone URL of the repository.
+    pub repo_url: String,
+    /// The event: one of [`EVENTS`].
+    pub event: String,
+    /// Full git ref (`refs/heads/main`, `refs/tags/v1`, `refs/pull/7/head`).
+    pub git_ref: String,
+    /// Branch (for a pull request: its target branch).
+    pub branch: String,
+    /// Tag name for tag events.
+    pub tag: String,
+    /// Commit SHA being built.
+    pub sha: String,
+    /// Previous SHA of the branch (`before` of a push).
+    pub before: String,
+    /// Commit message.
+    pub message: String,
+    /// Commit author (display only).
+    pub author: String,
+    /// Build number within the repository.
+    pub build_number: u64,
+    /// Link to the build in the web UI.
+    pub build_link: String,
+    /// Status of the previous build of the same branch (`success`, `failure`, or empty).
+    pub prev_build_status: String,
+    /// Pull request number for pull request events (empty otherwise).
+    pub pull_request: String,
+    /// Promote target (`production`, ...) for promote events.
+    pub deploy_target: String,
+    /// Cron job name for cron events.
+    pub cron: String,
+    /// Files changed by the push or pull request; `None` when unknown (path conditions
+    /// then match).
+    pub changed_files: Option<Vec<String>>,
+    /// The repository is trusted by an admin: `privileged` and host volumes allowed.
+    pub trusted: bool,
+    /// Names of the secrets the repository has; when `Some`, referencing another is an
+    /// error.
+    pub secrets: Option<BTreeSet<String>>,
+    /// Image of the implicit clone step.
+    pub clone_image: String,
+    /// Add the implicit clone step (false for `gantry exec`, which uses the current
+    /// directory as the workspace).
+    pub clone: bool,
+    /// Timeout for steps that set none (`None`: the runner's default).
+    pub default_timeout_secs: Option<u64>,
+}
+
+impl Default for CompileContext {
+    fn default() -> Self {
+        Self {
+            repo: String::new(),
+            repo_url: String::new(),
+            event: "push".into(),
+            git_ref: String::new(),
+            branch: String::new(),
+            tag: String::new(),
+            sha: String::new(),
+            before: String::new(),
+            message: String::new(),
+            author: String::new(),
+            build_number: 0,
+            build_link: String::new(),
+            prev_build_status: String::new(),
+            pull_request: String::new(),
+            deploy_target: String::new(),
+            cron: String::new(),
+            changed_files: None,
+            trusted: false,
+            secrets: None,
+            clone_image: DEFAULT_CLONE_IMAGE.into(),
+            clone: true,
+            default_timeout_secs: None,
+        }
+    }
+}
