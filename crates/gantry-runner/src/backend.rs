@@ -18,7 +18,8 @@ impl std::fmt::Display for WorkflowId {
 }
 
 /// Which output stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OutputStream {
     /// Standard output.
     Stdout,
@@ -36,7 +37,8 @@ pub struct LogChunk {
 }
 
 /// A step's output, ending when the step's process ends.
-pub type LogStream = Pin<Box<dyn futures_util::Stream<Item = Result<LogChunk, BackendError>> + Send>>;
+pub type LogStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<LogChunk, BackendError>> + Send>>;
 
 /// How a step's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

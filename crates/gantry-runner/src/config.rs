@@ -1,0 +1,37 @@
+//! How a run is carried out: limits and the secrets it may use.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Settings for [`Runtime`](crate::Runtime).
+#[derive(Clone)]
+pub struct RunConfig {
+    /// Most steps running at once (services and started detached steps do not count);
+    /// 0 is taken as 1.
+    pub concurrency: usize,
+    /// Timeout of a step without `timeout_secs`.
+    pub default_timeout: Duration,
+    /// Secret name → value. Every value is masked in the run's logs and errors.
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            default_timeout: Duration::from_secs(60 * 60),
+            secrets: BTreeMap::new(),
+        }
+    }
+}
+
+// Written by hand so that printing a config never prints a secret value.
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("concurrency", &self.concurrency)
+            .field("default_timeout", &self.default_timeout)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
