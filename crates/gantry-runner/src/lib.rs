@@ -7,7 +7,9 @@
 mod approval;
 pub mod backend;
 mod config;
+pub mod lines;
 mod local;
+pub mod mask;
 mod report;
 mod runtime;
 

@@ -1,0 +1,206 @@
+//! Reassembling raw output chunks into masked lines.
+//!
+//! Backends deliver bytes cut anywhere: mid-line, mid-UTF-8 character, mid-secret. A
+//! [`LineAssembler`] buffers them per stream and hands out whole lines, masked. A line
+//! longer than [`MAX_LINE_BYTES`] is cut into pieces; the cut never falls inside a secret,
+//! and the bytes that may be the beginning of a secret stay buffered until the next chunk
+//! decides, so cutting cannot leak a secret either.
+
+use crate::mask::Masker;
+
+/// Longest line handed out; longer ones are cut into pieces of about this size.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Turns a stream of byte chunks into masked lines.
+#[derive(Debug)]
+pub struct LineAssembler {
+    pending: Vec<u8>,
+    max_line: usize,
+}
+
+impl Default for LineAssembler {
+    fn default() -> Self {
+        Self::new(MAX_LINE_BYTES)
+    }
+}
+
+impl LineAssembler {
+    /// An assembler that cuts lines longer than `max_line` bytes (at least 1).
+    pub fn new(max_line: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            max_line: max_line.max(1),
+        }
+    }
+
+    /// Adds `data` and appends every line it completes to `out` (without line ending,
+    /// masked).
+    pub fn push(&mut self, data: &[u8], masker: &Masker, out: &mut Vec<String>) {
+        self.pending.extend_from_slice(data);
+        let mut start = 0;
+        // Only the new bytes can hold a newline: earlier ones were scanned already.
+        let mut scan_from = self.pending.len() - data.len();
+        while let Some(pos) = self.pending[scan_from..].iter().position(|&b| b == b'\n') {
+            let end = scan_from + pos;
+            out.push(finish_line(&self.pending[start..end], masker));
+            start = end + 1;
+            scan_from = start;
+        }
+        self.pending.drain(..start);
+        // Bytes that may begin a secret completed by the next chunk stay pending, so a
+        // line is cut only once more than `hold_back` bytes follow the cut.
+        let hold_back = masker.longest_pattern().saturating_sub(1);
+        while self.pending.len() >= self.max_line + hold_back {
+            let cut = self.cut_point(masker);
+            let piece: Vec<u8> = self.pending.drain(..cut).collect();
+            out.push(finish_line(&piece, masker));
+        }
+    }
+
+    /// Hands out the last line if the output did not end with a newline.
+    pub fn finish(&mut self, masker: &Masker, out: &mut Vec<String>) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            out.push(finish_line(&rest, masker));
+        }
+    }
+
+    /// Where to cut an over-long pending line: at `max_line` bytes, moved back to a
+    /// character boundary, or forward past a secret that would straddle the cut.
+    fn cut_point(&self, masker: &Masker) -> usize {
+        let mut cut = back_to_char_boundary(&self.pending, self.max_line);
+        if cut == 0 {
+            cut = self.max_line;
+        }
+        if !masker.is_empty() {
+            for range in masker.secret_ranges(&self.pending) {
+                if range.start < cut && cut < range.end {
+                    cut = range.end;
+                }
+            }
+        }
+        cut
+    }
+}
+
+/// Moves `at` back (at most three bytes) to the start of the UTF-8 character it is in.
+fn back_to_char_boundary(buf: &[u8], mut at: usize) -> usize {
+    for _ in 0..3 {
+        match buf.get(at) {
+            Some(b) if b & 0xC0 == 0x80 && at > 0 => at -= 1,
+            _ => break,
+        }
+    }
+    at
+}
+
+/// Decodes one line (dropping a CR of a CR LF ending) and masks it.
+fn finish_line(raw: &[u8], masker: &Masker) -> String {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let text = String::from_utf8_lossy(raw);
+    masker.mask(&text).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assemble(chunks: &[&[u8]], max_line: usize, masker: &Masker) -> Vec<String> {
+        let mut assembler = LineAssembler::new(max_line);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            assembler.push(chunk, masker, &mut out);
+        }
+        assembler.finish(masker, &mut out);
+        out
+    }
+
+    #[test]
+    fn lines_split_across_chunks_are_joined() {
+        let lines = assemble(&[b"hel", b"lo\nwor", b"ld\n"], 1024, &Masker::default());
+        assert_eq!(lines, ["hello", "world"]);
+    }
+
+    #[test]
+    fn crlf_endings_are_dropped_lone_cr_kept() {
+        let lines = assemble(&[b"a\r", b"\nb\rc\r\n"], 1024, &Masker::default());
+        assert_eq!(lines, ["a", "b\rc"]);
+    }
+
+    #[test]
+    fn a_final_line_without_newline_is_flushed() {
+        let lines = assemble(&[b"one\ntwo"], 1024, &Masker::default());
+        assert_eq!(lines, ["one", "two"]);
+    }
+
+    #[test]
+    fn empty_lines_are_kept() {
+        let lines = assemble(&[b"\n\nx\n"], 1024, &Masker::default());
+        assert_eq!(lines, ["", "", "x"]);
+    }
+
+    #[test]
+    fn utf8_character_split_across_chunks_survives() {
+        let bytes = "é€😀\n".as_bytes();
+        for split in 1..bytes.len() {
+            let lines = assemble(
+                &[&bytes[..split], &bytes[split..]],
+                1024,
+                &Masker::default(),
+            );
+            assert_eq!(lines, ["é€😀"], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        let lines = assemble(&[b"a\xffb\n"], 1024, &Masker::default());
+        assert_eq!(lines, ["a\u{fffd}b"]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_character_boundaries() {
+        let line = "é".repeat(10); // 20 bytes
+        let lines = assemble(&[line.as_bytes()], 7, &Masker::default());
+        assert!(lines.iter().all(|l| !l.contains('\u{fffd}')), "{lines:?}");
+        assert_eq!(lines.concat(), line);
+        assert!(lines.iter().all(|l| l.len() <= 7));
+    }
+
+    #[test]
+    fn secret_split_across_chunks_is_masked() {
+        let masker = Masker::new(["s3cr3t-value"]);
+        let text = b"token=s3cr3t-value end\n";
+        for split in 1..text.len() {
+            let lines = assemble(&[&text[..split], &text[split..]], 1024, &masker);
+            assert_eq!(lines, ["token=******** end"], "split at {split}");
+        }
+    }
+
+    #[test]
+    fn cutting_a_long_line_never_splits_a_secret() {
+        let masker = Masker::new(["SECRETSECRET"]);
+        let text = format!("{}SECRETSECRET{}\n", "x".repeat(60), "y".repeat(60));
+        for max_line in [5, 8, 16, 61, 64, 70] {
+            for split in [1, 30, 62, 66, 71, 100] {
+                let (a, b) = text.as_bytes().split_at(split);
+                let lines = assemble(&[a, b], max_line, &masker);
+                let joined = lines.concat();
+                assert!(
+                    !joined.contains("SECRET"),
+                    "max {max_line} split {split}: {lines:?}"
+                );
+                assert!(joined.contains(crate::mask::MASK));
+            }
+        }
+    }
+
+    #[test]
+    fn one_byte_chunks_give_the_same_lines() {
+        let masker = Masker::new(["hunter2"]);
+        let text = b"a hunter2 b\r\nsecond\nthird";
+        let chunks: Vec<&[u8]> = text.chunks(1).collect();
+        let lines = assemble(&chunks, 1024, &masker);
+        assert_eq!(lines, ["a ******** b", "second", "third"]);
+    }
+}

@@ -1,0 +1,218 @@
+//! DAG scheduling: a step starts as soon as every step it `needs` has finished, bounded by
+//! the concurrency limit; ready steps start in plan order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gantry_pipeline::plan::{FailurePolicy, Plan, RunOn};
+use tokio::task::{JoinError, JoinSet};
+
+use super::step::run_step;
+use super::{RunContext, StepDone};
+use crate::report::{StepReport, StepStatus};
+
+/// Where a step is, as far as scheduling goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Waiting,
+    Running,
+    Done,
+}
+
+/// What scheduling the steps came to.
+pub(super) struct Scheduled {
+    /// Final report of each step, in plan order.
+    pub(super) reports: Vec<StepReport>,
+    /// A non-ignored step failed.
+    pub(super) failed: bool,
+    /// Why some steps could never start (a cycle in `needs`).
+    pub(super) error: Option<String>,
+}
+
+/// Runs a plan's steps on the run's context.
+pub(super) struct Scheduler<'p> {
+    ctx: Arc<RunContext>,
+    plan: &'p Plan,
+    needs: Vec<Vec<usize>>,
+    slots: Vec<Slot>,
+    reports: Vec<StepReport>,
+    failed: bool,
+    running: usize,
+    limit: usize,
+    task_steps: HashMap<tokio::task::Id, usize>,
+}
+
+impl<'p> Scheduler<'p> {
+    /// A scheduler for `plan`; `failed` is the status the services left behind.
+    pub(super) fn new(ctx: Arc<RunContext>, plan: &'p Plan, failed: bool) -> Self {
+        let limit = ctx.concurrency.max(1);
+        Self {
+            ctx,
+            plan,
+            needs: vec![Vec::new(); plan.steps.len()],
+            slots: vec![Slot::Waiting; plan.steps.len()],
+            reports: plan
+                .steps
+                .iter()
+                .map(|s| StepReport::pending(&s.name))
+                .collect(),
+            failed,
+            running: 0,
+            limit,
+            task_steps: HashMap::new(),
+        }
+    }
+
+    /// Runs every step to a final status (or until cancelled), spawning step tasks on
+    /// `tasks`.
+    pub(super) async fn run(mut self, tasks: &mut JoinSet<StepDone>) -> Scheduled {
+        self.resolve_needs().await;
+        loop {
+            if !self.ctx.cancel.is_cancelled() {
+                self.start_ready(tasks).await;
+            }
+            if self.running == 0 {
+                break;
+            }
+            // Step tasks watch the cancel token themselves and end promptly.
+            match tasks.join_next_with_id().await {
+                Some(joined) => self.record(joined).await,
+                None => break,
+            }
+        }
+        let error = self.close_waiting().await;
+        Scheduled {
+            reports: self.reports,
+            failed: self.failed,
+            error,
+        }
+    }
+
+    /// Turns `needs` names into indices; a step naming an unknown step fails.
+    async fn resolve_needs(&mut self) {
+        let index: HashMap<&str, usize> = (self.plan.steps.iter().enumerate())
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            for name in &step.needs {
+                match index.get(name.as_str()) {
+                    Some(&j) => self.needs[i].push(j),
+                    None => {
+                        let error = format!(
+                            "needs `{name}`, which is not a step of this pipeline: \
+                             fix `depends_on`/`needs` of step `{}`",
+                            step.name
+                        );
+                        self.finish(i, StepStatus::Failure, Some(error)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts (or skips) every step whose needs are done, while slots are free. Skipping
+    /// can make other steps ready, so it repeats until nothing changes.
+    async fn start_ready(&mut self, tasks: &mut JoinSet<StepDone>) {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in 0..self.plan.steps.len() {
+                if self.running >= self.limit {
+                    return;
+                }
+                if self.slots[i] != Slot::Waiting || !self.needs_done(i) {
+                    continue;
+                }
+                let step = &self.plan.steps[i];
+                if !runs_under(step.run_on, self.failed) {
+                    self.finish(i, StepStatus::Skipped, None).await;
+                    changed = true;
+                    continue;
+                }
+                let task = run_step(Arc::clone(&self.ctx), step.clone(), self.failed);
+                let handle = tasks.spawn(async move { (i, task.await) });
+                self.task_steps.insert(handle.id(), i);
+                self.slots[i] = Slot::Running;
+                self.running += 1;
+            }
+        }
+    }
+
+    fn needs_done(&self, i: usize) -> bool {
+        self.needs[i].iter().all(|&j| self.slots[j] == Slot::Done)
+    }
+
+    /// Takes in the result of a finished step task.
+    async fn record(&mut self, joined: Result<(tokio::task::Id, StepDone), JoinError>) {
+        self.running -= 1;
+        match joined {
+            Ok((_, (i, report))) => {
+                self.slots[i] = Slot::Done;
+                self.note_failure(i, report.status);
+                self.reports[i] = report;
+            }
+            Err(e) => {
+                let Some(&i) = self.task_steps.get(&e.id()) else {
+                    return;
+                };
+                tracing::error!(step.name = %self.plan.steps[i].name, error = %e, "step task ended abnormally");
+                let error = "internal error: the step's task stopped unexpectedly".to_owned();
+                self.finish(i, StepStatus::Failure, Some(error)).await;
+            }
+        }
+    }
+
+    /// Gives every step still waiting its final status: cancelled, or (without
+    /// cancellation) failed because its needs can never be met. Returns the run's error.
+    async fn close_waiting(&mut self) -> Option<String> {
+        let waiting: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i] == Slot::Waiting)
+            .collect();
+        if waiting.is_empty() {
+            return None;
+        }
+        if self.ctx.cancel.is_cancelled() {
+            for i in waiting {
+                self.finish(i, StepStatus::Cancelled, None).await;
+            }
+            return None;
+        }
+        let names: Vec<&str> = waiting
+            .iter()
+            .map(|&i| self.plan.steps[i].name.as_str())
+            .collect();
+        let error = format!(
+            "steps never became ready because their needs form a cycle: {}",
+            names.join(", ")
+        );
+        for i in waiting {
+            self.finish(i, StepStatus::Failure, Some(error.clone()))
+                .await;
+        }
+        Some(error)
+    }
+
+    /// Sets a final status decided by the scheduler itself and reports it.
+    async fn finish(&mut self, i: usize, status: StepStatus, error: Option<String>) {
+        let report = std::mem::replace(&mut self.reports[i], StepReport::pending(""));
+        self.reports[i] = self.ctx.finish(report, status, error).await;
+        self.slots[i] = Slot::Done;
+        self.note_failure(i, status);
+    }
+
+    fn note_failure(&mut self, i: usize, status: StepStatus) {
+        if status == StepStatus::Failure && self.plan.steps[i].failure == FailurePolicy::Fail {
+            self.failed = true;
+        }
+    }
+}
+
+/// Whether a step with `run_on` runs when the pipeline has (not) failed so far.
+fn runs_under(run_on: RunOn, failed: bool) -> bool {
+    if failed {
+        run_on.failure
+    } else {
+        run_on.success
+    }
+}
