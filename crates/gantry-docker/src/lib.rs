@@ -1,32 +1,86 @@
-//! Gantry backend over the Docker Engine API.
+//! Gantry backend over the Docker Engine API (bollard).
+//!
+//! Each workflow gets one bridge network (`gantry-<id>`), one workspace volume
+//! (`gantry-<id>-workspace`, or a bound host directory for `gantry exec`) and one volume per
+//! named mount; each step or service becomes a container `gantry-<id>-<step>` on that
+//! network, reachable by its step name. Every object is labelled `gantry.workflow`,
+//! `gantry.owner` (and `gantry.step` on containers) plus the configured extra labels, so
+//! `destroy_workflow` and `reap_leftovers` find them by label.
 
+mod cleanup;
 mod config;
+mod connect;
+mod errors;
+mod image;
+mod names;
 mod owner;
+mod reap;
+mod spec;
+mod step;
+mod workflow;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use gantry_pipeline::plan::{Plan, Step};
 use gantry_runner::{Backend, BackendError, LogStream, StepExit, WorkflowId};
 
 pub use config::DockerConfig;
+pub use names::{LABEL_OWNER, LABEL_STEP, LABEL_WORKFLOW};
 pub use owner::exec_owner;
 
 /// Runs steps as containers on a Docker engine.
 pub struct DockerBackend {
     docker: bollard::Docker,
+    host: String,
     config: DockerConfig,
+    /// What `setup_workflow` made, by workflow: needed to start that workflow's steps.
+    workflows: Mutex<HashMap<WorkflowId, spec::WorkflowContext>>,
+    /// Steps whose container was seen exiting: removing them needs no stop or kill.
+    exited: Mutex<HashSet<(WorkflowId, String)>>,
 }
 
 impl DockerBackend {
-    /// Connects to the engine named by the config (or `DOCKER_HOST`, or the local socket).
+    /// Connects to the engine named by the config (else `DOCKER_HOST`, else the local
+    /// socket) and agrees on an API version; fails with "cannot reach the Docker engine at
+    /// …" when nothing answers.
     pub async fn connect(config: DockerConfig) -> Result<Self, BackendError> {
-        let docker = bollard::Docker::connect_with_local_defaults()
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        Ok(Self { docker, config })
+        let host = connect::resolve_host(config.host.as_deref());
+        let docker = connect::connect(&host).await?;
+        Ok(Self {
+            docker,
+            host,
+            config,
+            workflows: Mutex::new(HashMap::new()),
+            exited: Mutex::new(HashSet::new()),
+        })
     }
-}
 
-fn not_yet() -> BackendError {
-    BackendError::Other("the Docker backend is not implemented yet".into())
+    /// The engine address in use (`unix:///var/run/docker.sock`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The configuration this backend was connected with.
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// The underlying bollard client, for callers that need an engine call the `Backend`
+    /// trait has no word for (tests, diagnostics).
+    pub fn client(&self) -> &bollard::Docker {
+        &self.docker
+    }
+
+    fn lock_workflows(&self) -> MutexGuard<'_, HashMap<WorkflowId, spec::WorkflowContext>> {
+        // A panic elsewhere cannot leave this map half-written: keep using it.
+        self.workflows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_exited(&self) -> MutexGuard<'_, HashSet<(WorkflowId, String)>> {
+        self.exited.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[async_trait]
@@ -36,40 +90,43 @@ impl Backend for DockerBackend {
     }
 
     async fn probe(&self) -> Result<(), BackendError> {
-        let _ = (&self.docker, &self.config);
-        Err(not_yet())
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| connect::unreachable(&self.host, &e))
     }
 
     async fn reap_leftovers(&self) -> Result<usize, BackendError> {
-        Err(not_yet())
+        self.reap().await
     }
 
-    async fn setup_workflow(&self, _id: &WorkflowId, _plan: &Plan) -> Result<(), BackendError> {
-        Err(not_yet())
+    async fn setup_workflow(&self, id: &WorkflowId, plan: &Plan) -> Result<(), BackendError> {
+        self.setup(id, plan).await
     }
 
     async fn start_step(
         &self,
-        _id: &WorkflowId,
-        _step: &Step,
-        _secrets: &[(String, String)],
+        id: &WorkflowId,
+        step: &Step,
+        secrets: &[(String, String)],
     ) -> Result<(), BackendError> {
-        Err(not_yet())
+        self.start(id, step, secrets).await
     }
 
-    async fn logs(&self, _id: &WorkflowId, _step: &Step) -> Result<LogStream, BackendError> {
-        Err(not_yet())
+    async fn logs(&self, id: &WorkflowId, step: &Step) -> Result<LogStream, BackendError> {
+        Ok(self.follow_logs(id, step))
     }
 
-    async fn wait_step(&self, _id: &WorkflowId, _step: &Step) -> Result<StepExit, BackendError> {
-        Err(not_yet())
+    async fn wait_step(&self, id: &WorkflowId, step: &Step) -> Result<StepExit, BackendError> {
+        self.wait(id, step).await
     }
 
-    async fn destroy_step(&self, _id: &WorkflowId, _step: &Step) -> Result<(), BackendError> {
-        Ok(())
+    async fn destroy_step(&self, id: &WorkflowId, step: &Step) -> Result<(), BackendError> {
+        self.remove_step(id, step).await
     }
 
-    async fn destroy_workflow(&self, _id: &WorkflowId) -> Result<(), BackendError> {
-        Ok(())
+    async fn destroy_workflow(&self, id: &WorkflowId) -> Result<(), BackendError> {
+        self.teardown(id).await
     }
 }
