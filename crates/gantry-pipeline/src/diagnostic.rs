@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn caret_counts_characters_and_expands_tabs() {
-        let rendered = at(1, 3).render("\té x");
+        let rendered = at(1, 4).render("\té x");
         assert!(rendered.contains("1 |     é x\n"), "{rendered}");
         assert!(rendered.contains("  |       ^ steps[0].x\n"), "{rendered}");
     }

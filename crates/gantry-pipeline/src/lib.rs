@@ -6,9 +6,14 @@
 //!   given [`CompileContext`], or returns every problem found.
 //! - [`json_schema`] describes the `.pipeline.yml` document for editors.
 
+mod ast;
+mod compile;
 mod context;
 mod diagnostic;
+mod parse;
 pub mod plan;
+mod read;
+mod suggest;
 mod yaml;
 
 use serde::{Deserialize, Serialize};
@@ -40,10 +45,14 @@ pub struct SkippedPipeline {
 
 /// Every structural and semantic problem of `source` that does not depend on the build
 /// (all steps kept, repository untrusted), ordered by position. `file` names the file in
-/// the diagnostics.
+/// the diagnostics; a name ending in `.drone.yml` reads the file as Drone 1.x.
 pub fn lint(file: &str, source: &str) -> Vec<Diagnostic> {
-    let _ = (file, source);
-    Vec::new()
+    let mut cx = read::Cx::new(file, source);
+    let pipelines = parse::parse_file(&mut cx, is_drone_file(file));
+    if !pipelines.is_empty() {
+        compile::compile_pipelines(&mut cx, &pipelines, &CompileContext::default(), true);
+    }
+    finish(cx.diagnostics)
 }
 
 /// Compiles `source` for the build described by `ctx`: the plans to run, or every
@@ -53,12 +62,61 @@ pub fn compile(
     source: &str,
     ctx: &CompileContext,
 ) -> Result<Compiled, Vec<Diagnostic>> {
-    let _ = (file, source, ctx);
+    let mut cx = read::Cx::new(file, source);
+    check_context(&mut cx, ctx);
+    let pipelines = parse::parse_file(&mut cx, is_drone_file(file));
+    let (plans, skipped) = compile::compile_pipelines(&mut cx, &pipelines, ctx, false);
+    let diagnostics = finish(cx.diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics);
+    }
     Ok(Compiled {
-        plans: Vec::new(),
-        skipped: Vec::new(),
-        warnings: Vec::new(),
+        plans,
+        skipped,
+        warnings: diagnostics,
     })
+}
+
+/// True for `.drone.yml` / `.drone.yaml` (any directory).
+fn is_drone_file(file: &str) -> bool {
+    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    name.ends_with(".drone.yml") || name.ends_with(".drone.yaml")
+}
+
+fn check_context(cx: &mut read::Cx, ctx: &CompileContext) {
+    let whole_file = read::At::default();
+    if !EVENTS.contains(&ctx.event.as_str()) {
+        let help = suggest::did_you_mean(&ctx.event, EVENTS)
+            .unwrap_or_else(|| format!("use one of: {}", EVENTS.join(", ")));
+        cx.error(
+            Code::InvalidContext,
+            &whole_file,
+            format!("unknown build event `{}`", ctx.event),
+            Some(help),
+        );
+    }
+    if ctx.clone && ctx.clone_image.trim().is_empty() {
+        cx.error(
+            Code::InvalidContext,
+            &whole_file,
+            "the clone image is empty",
+            Some(format!(
+                "use `{DEFAULT_CLONE_IMAGE}`, or disable the clone step"
+            )),
+        );
+    }
+}
+
+/// Drops repeated diagnostics (a matrix compiles the same step several times) and orders
+/// the rest by position.
+fn finish(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut unique: Vec<Diagnostic> = diagnostics
+        .into_iter()
+        .filter(|d| seen.insert((d.line, d.column, d.code, d.message.clone())))
+        .collect();
+    diagnostic::sort_by_position(&mut unique);
+    unique
 }
 
 /// The JSON schema of a `.pipeline.yml` document.

@@ -1,0 +1,353 @@
+//! A kept [`StepDef`] → a [`plan::Step`]: substitution, environment, secrets, volumes and
+//! the privilege checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ast::{EnvEntry, EnvValue, StepDef, VolumeDecl, VolumeUse};
+use crate::compile::env;
+use crate::compile::settings::{self, PluginValue};
+use crate::compile::substitute::{self, ProblemKind};
+use crate::context::CompileContext;
+use crate::diagnostic::Code;
+use crate::parse::units;
+use crate::plan::{Mount, RunOn, SecretEnv, Step, StepKind};
+use crate::read::{At, Cx, Sp};
+use crate::suggest;
+
+/// What every step of one plan shares.
+pub struct Scope<'a> {
+    /// The build.
+    pub ctx: &'a CompileContext,
+    /// CI_*, DRONE_* and matrix variables.
+    pub base_env: &'a BTreeMap<String, String>,
+    /// Pipeline-level `environment`.
+    pub pipeline_env: &'a [EnvEntry],
+    /// Pipeline `volumes:` declarations.
+    pub volumes: &'a [VolumeDecl],
+    /// Workspace path.
+    pub workspace: &'a str,
+}
+
+/// Builds one step (or service, when `kind` is [`StepKind::Service`]).
+pub fn build(
+    cx: &mut Cx,
+    scope: &Scope,
+    def: &StepDef,
+    name: &str,
+    needs: Vec<String>,
+    run_on: RunOn,
+) -> Step {
+    let kind = kind_of(def);
+    let mut vars = scope.base_env.clone();
+    env::add_step_names(&mut vars, name);
+    let mut step = Step {
+        name: name.to_owned(),
+        kind,
+        image: String::new(),
+        pull: def.pull,
+        entrypoint: None,
+        commands: Vec::new(),
+        environment: BTreeMap::new(),
+        secrets: Vec::new(),
+        needs,
+        run_on,
+        failure: def.failure,
+        timeout_secs: def.timeout.or(scope.ctx.default_timeout_secs),
+        retries: def.retries,
+        detach: def.detach,
+        privileged: false,
+        volumes: Vec::new(),
+        resources: def.resources,
+        workdir: scope.workspace.to_owned(),
+        approval_timeout_secs: def.approval.as_ref().and_then(|a| a.timeout),
+    };
+    if kind == StepKind::Approval {
+        step.timeout_secs = None;
+        return step;
+    }
+    let user_env: BTreeSet<String> = scope
+        .pipeline_env
+        .iter()
+        .chain(&def.environment)
+        .map(|e| e.name.value.clone())
+        .collect();
+    let text = Substituter {
+        vars: &vars,
+        user_env: &user_env,
+    };
+    step.image = def
+        .image
+        .as_ref()
+        .map(|i| text.apply(cx, i, false))
+        .unwrap_or_default();
+    step.entrypoint = def
+        .entrypoint
+        .as_ref()
+        .map(|parts| parts.iter().map(|p| text.apply(cx, p, false)).collect());
+    step.commands = def
+        .commands
+        .iter()
+        .map(|c| text.apply(cx, c, true))
+        .collect();
+    let plugin = kind == StepKind::Plugin;
+    let mut environment = vars.clone();
+    let mut secrets: BTreeMap<String, String> = BTreeMap::new();
+    for entry in scope.pipeline_env.iter().chain(&def.environment) {
+        add_user_env(cx, &text, entry, plugin, &mut environment, &mut secrets);
+    }
+    for (key, value) in &def.settings {
+        match settings::render(&key.value, value, &mut |s| text.apply(cx, s, false)) {
+            PluginValue::Plain(v) => {
+                let name = settings::variable_name(&key.value);
+                secrets.remove(&name);
+                environment.insert(name, v);
+            }
+            PluginValue::Secret(secret) => {
+                environment.remove(&secret.env);
+                secrets.insert(secret.env, secret.secret);
+            }
+        }
+    }
+    check_secrets(cx, scope, def);
+    step.environment = environment;
+    step.secrets = secrets
+        .into_iter()
+        .map(|(env, secret)| SecretEnv { env, secret })
+        .collect();
+    step.privileged = privileged(cx, scope, def, name);
+    step.volumes = mounts(cx, scope, def);
+    step
+}
+
+fn kind_of(def: &StepDef) -> StepKind {
+    if def.approval.is_some() {
+        StepKind::Approval
+    } else if def.at.path.starts_with("services") {
+        StepKind::Service
+    } else if def.commands.is_empty() {
+        StepKind::Plugin
+    } else {
+        StepKind::Commands
+    }
+}
+
+fn add_user_env(
+    cx: &mut Cx,
+    text: &Substituter,
+    entry: &EnvEntry,
+    plugin: bool,
+    environment: &mut BTreeMap<String, String>,
+    secrets: &mut BTreeMap<String, String>,
+) {
+    let name = &entry.name.value;
+    if env::is_reserved(name, plugin) {
+        let help = if name.to_ascii_uppercase().starts_with("PLUGIN_") {
+            "configure a plugin through `settings:`, which become `PLUGIN_*` variables".to_string()
+        } else {
+            "Gantry sets this variable itself; pick another name".to_string()
+        };
+        cx.error(
+            Code::ReservedEnv,
+            &entry.name.at,
+            format!("`{name}` is reserved and cannot be set in `environment`"),
+            Some(help),
+        );
+        return;
+    }
+    match &entry.value {
+        EnvValue::Text(value) => {
+            secrets.remove(name);
+            environment.insert(name.clone(), text.apply(cx, value, false));
+        }
+        EnvValue::Secret(secret) => {
+            environment.remove(name);
+            secrets.insert(name.clone(), secret.value.clone());
+        }
+    }
+}
+
+/// Reports `from_secret` names the repository does not have (when the caller knows them).
+fn check_secrets(cx: &mut Cx, scope: &Scope, def: &StepDef) {
+    let Some(known) = &scope.ctx.secrets else {
+        return;
+    };
+    let from_env = scope
+        .pipeline_env
+        .iter()
+        .chain(&def.environment)
+        .filter_map(|e| match &e.value {
+            EnvValue::Secret(s) => Some(s),
+            EnvValue::Text(_) => None,
+        });
+    let from_settings = def.settings.iter().filter_map(|(_, v)| match v {
+        crate::ast::Setting::Secret(s) => Some(s),
+        _ => None,
+    });
+    for secret in from_env.chain(from_settings) {
+        if known.contains(&secret.value) {
+            continue;
+        }
+        let help = suggest::did_you_mean(&secret.value, known.iter().map(String::as_str))
+            .or_else(|| Some("add the secret in the repository settings (or with `gantry exec --secret NAME=VALUE`)".into()));
+        cx.error(
+            Code::UnknownSecret,
+            &secret.at,
+            format!("the repository has no secret `{}`", secret.value),
+            help,
+        );
+    }
+}
+
+fn privileged(cx: &mut Cx, scope: &Scope, def: &StepDef, name: &str) -> bool {
+    let Some(at) = &def.privileged else {
+        return false;
+    };
+    if !scope.ctx.trusted {
+        cx.error(
+            Code::UntrustedPrivileged,
+            at,
+            format!("`{name}` asks for `privileged: true`, but this repository is not trusted"),
+            Some("an admin can mark the repository trusted; otherwise remove `privileged`".into()),
+        );
+        return false;
+    }
+    true
+}
+
+fn mounts(cx: &mut Cx, scope: &Scope, def: &StepDef) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for volume in &def.volumes {
+        let (name, host, target) = match volume {
+            VolumeUse::Named { name, target } => (name.value.clone(), None, target),
+            VolumeUse::Host { source, target } => (
+                format!("host-{}", units::slug(&source.value)),
+                Some(source),
+                target,
+            ),
+            VolumeUse::Declared { name, target } => {
+                let Some(decl) = scope.volumes.iter().find(|d| d.name.value == name.value) else {
+                    let declared = scope.volumes.iter().map(|d| d.name.value.as_str());
+                    let help = suggest::did_you_mean(&name.value, declared).or_else(|| {
+                        Some(
+                            "declare it in the pipeline: `volumes: [{name: cache, temp: {}}]`"
+                                .into(),
+                        )
+                    });
+                    cx.error(
+                        Code::UnknownVolume,
+                        &name.at,
+                        format!("volume `{}` is not declared by the pipeline", name.value),
+                        help,
+                    );
+                    continue;
+                };
+                (name.value.clone(), decl.host.as_ref(), target)
+            }
+        };
+        if target.value.trim_end_matches('/') == scope.workspace.trim_end_matches('/') {
+            cx.error(
+                Code::InvalidPath,
+                &target.at,
+                format!(
+                    "a volume cannot be mounted over the workspace `{}`",
+                    scope.workspace
+                ),
+                None,
+            );
+            continue;
+        }
+        if let Some(host) = host
+            && !scope.ctx.trusted
+        {
+            cx.error(
+                Code::UntrustedVolume,
+                &host.at,
+                format!("host path `{}` can only be mounted in a trusted repository", host.value),
+                Some("use a workflow volume (`name:/path` or `temp: {}`), or ask an admin to trust the repository".into()),
+            );
+            continue;
+        }
+        out.push(Mount {
+            name,
+            host_path: host.map(|h| h.value.clone()),
+            target: target.value.clone(),
+        });
+    }
+    out
+}
+
+/// Substitutes strings of one step and reports their problems.
+pub struct Substituter<'a> {
+    /// Variables.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The step's own `environment` names: in commands, the shell expands them.
+    pub user_env: &'a BTreeSet<String>,
+}
+
+impl Substituter<'_> {
+    /// The substituted string (the original where it has problems, which are reported).
+    pub fn apply(&self, cx: &mut Cx, text: &Sp<String>, command: bool) -> String {
+        let lookup = |name: &str| self.vars.get(name).cloned();
+        let keep = |name: &str| command && self.user_env.contains(name);
+        match substitute::substitute(&text.value, &lookup, &keep) {
+            Ok(done) => done,
+            Err(problems) => {
+                for problem in problems {
+                    self.report(cx, text, &problem);
+                }
+                text.value.clone()
+            }
+        }
+    }
+
+    fn report(&self, cx: &mut Cx, text: &Sp<String>, problem: &substitute::Problem) {
+        let at = locate(cx, &text.at, &text.value, problem.offset);
+        match &problem.kind {
+            ProblemKind::Unknown => {
+                let name = &problem.name;
+                let help = suggest::did_you_mean(name, self.vars.keys().map(String::as_str)).or_else(|| {
+                    Some(if self.user_env.contains(name) {
+                        format!("step environment is not substituted here; only in `commands` is `${{{name}}}` left for the shell")
+                    } else {
+                        format!("to pass `${{{name}}}` to the shell, write `$${{{name}}}`")
+                    })
+                });
+                cx.error(
+                    Code::UnknownVariable,
+                    &at,
+                    format!("unknown variable `{name}`"),
+                    help,
+                );
+            }
+            ProblemKind::Malformed(message) => cx.error(
+                Code::InvalidValue,
+                &at,
+                message.clone(),
+                Some("write `$$` for a literal `$`".into()),
+            ),
+        }
+    }
+}
+
+/// The position of the `${` at byte `offset` of `text`, found in the source text of the
+/// value (falls back to the value's own position).
+fn locate(cx: &Cx, at: &At, text: &str, offset: usize) -> At {
+    let end = text[offset..]
+        .find('}')
+        .map_or(text.len(), |i| offset + i + 1);
+    let needle = &text[offset..end];
+    let occurrence = text[..offset].matches(needle).count();
+    let region = cx.source.get(at.start..at.start + at.len).unwrap_or("");
+    let found = region.match_indices(needle).nth(occurrence).map(|(i, _)| i);
+    match found {
+        Some(i) if at.len > 0 => {
+            let (line, column) = cx.position_of(at.start + i);
+            At {
+                line,
+                column,
+                ..at.clone()
+            }
+        }
+        _ => at.clone(),
+    }
+}
