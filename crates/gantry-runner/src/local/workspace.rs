@@ -1,0 +1,140 @@
+//! Workspace directories of the local backend.
+//!
+//! With temporary workspaces each workflow gets `<base>/gantry-<id>/`, holding the
+//! `workspace/` the steps run in and an `owner` file with the runner's process id, so
+//! `reap_leftovers` removes only directories whose runner is gone.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::backend::{BackendError, WorkflowId};
+
+/// Prefix of every workflow directory under the base directory.
+const DIR_PREFIX: &str = "gantry-";
+/// Name of the file holding the owning runner's process id.
+const OWNER_FILE: &str = "owner";
+/// Name of the directory steps run in, inside a workflow directory.
+const WORKSPACE_DIR: &str = "workspace";
+
+/// `<base>/gantry-<id>`, after checking that `id` is a plain directory name.
+pub(super) fn workflow_dir(base: &Path, id: &WorkflowId) -> Result<PathBuf, BackendError> {
+    let name = &id.0;
+    let plain = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !plain {
+        return Err(BackendError::Other(format!(
+            "workflow id `{}` cannot name a directory: use 1-200 ASCII letters, digits, \
+             `-`, `_` or `.` (not starting with `.`)",
+            name.escape_debug()
+        )));
+    }
+    Ok(base.join(format!("{DIR_PREFIX}{name}")))
+}
+
+/// Creates a fresh workflow directory (removing one left by an earlier run with the same
+/// id) and returns the workspace inside it.
+pub(super) async fn create_temp(dir: &Path) -> Result<PathBuf, BackendError> {
+    remove_dir(dir).await?;
+    let workspace = dir.join(WORKSPACE_DIR);
+    tokio::fs::create_dir_all(&workspace)
+        .await
+        .map_err(|e| io_error("create the workspace", &workspace, &e))?;
+    let owner = dir.join(OWNER_FILE);
+    tokio::fs::write(&owner, std::process::id().to_string())
+        .await
+        .map_err(|e| io_error("write", &owner, &e))?;
+    Ok(workspace)
+}
+
+/// Checks that a fixed workspace exists and is a directory.
+pub(super) async fn check_fixed(dir: &Path) -> Result<(), BackendError> {
+    match tokio::fs::metadata(dir).await {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(BackendError::Other(format!(
+            "workspace {} is not a directory",
+            dir.display()
+        ))),
+        Err(e) => Err(io_error("use the workspace", dir, &e)),
+    }
+}
+
+/// Removes a directory tree; a missing one is fine.
+pub(super) async fn remove_dir(dir: &Path) -> Result<(), BackendError> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove", dir, &e)),
+    }
+}
+
+/// The directory a step runs in: its `workdir` (an absolute path under the plan's
+/// workspace) mapped onto the local workspace.
+pub(super) fn step_dir(
+    local: &Path,
+    plan_workspace: &str,
+    workdir: &str,
+) -> Result<PathBuf, BackendError> {
+    let inside = Path::new(workdir)
+        .strip_prefix(plan_workspace)
+        .unwrap_or(Path::new(""));
+    if inside
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(BackendError::Other(format!(
+            "working directory `{workdir}` leaves the workspace: remove `..` from it"
+        )));
+    }
+    Ok(local.join(inside))
+}
+
+/// Removes workflow directories under `base` whose owning runner process is gone (or
+/// unknown) and that `active` does not list. Returns how many were removed.
+pub(super) async fn reap(base: &Path, active: &[PathBuf]) -> Result<usize, BackendError> {
+    let mut entries = match tokio::fs::read_dir(base).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error("list", base, &e)),
+    };
+    let mut removed = 0;
+    while let Some(entry) = entries
+        .next_entry()
+        .await
+        .map_err(|e| io_error("list", base, &e))?
+    {
+        let path = entry.path();
+        let ours = entry.file_name().to_string_lossy().starts_with(DIR_PREFIX);
+        if !ours || active.contains(&path) || owner_alive(&path).await {
+            continue;
+        }
+        remove_dir(&path).await?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Whether the runner process recorded in a workflow directory still exists.
+async fn owner_alive(dir: &Path) -> bool {
+    let Ok(text) = tokio::fs::read_to_string(dir.join(OWNER_FILE)).await else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    if u32::try_from(pid).ok() == Some(std::process::id()) {
+        // Ours, but not active: left behind by a run that never cleaned up.
+        return false;
+    }
+    let signal_zero = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    !matches!(signal_zero, Err(nix::errno::Errno::ESRCH))
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> BackendError {
+    BackendError::Other(format!("cannot {what} {}: {e}", path.display()))
+}

@@ -1,0 +1,209 @@
+//! A backend that runs nothing: each step follows a script (log chunks, exit, errors), and
+//! every call is recorded. For runtime semantics that need exact control.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use gantry_pipeline::plan::{Plan, Step};
+use gantry_runner::{
+    Backend, BackendError, LogChunk, LogStream, OutputStream, StepExit, WorkflowId,
+};
+use tokio::sync::Notify;
+
+/// How one step behaves.
+#[derive(Debug, Clone)]
+pub struct StepScript {
+    /// Output, chunk by chunk.
+    pub chunks: Vec<LogChunk>,
+    /// How it ends.
+    pub exit: StepExit,
+    /// `start_step` fails with this.
+    pub start_error: Option<String>,
+    /// `wait_step` never returns (until the runtime gives up on it).
+    pub hang: bool,
+}
+
+impl Default for StepScript {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            exit: StepExit {
+                code: 0,
+                oom_killed: false,
+            },
+            start_error: None,
+            hang: false,
+        }
+    }
+}
+
+impl StepScript {
+    /// Succeeds after writing these stdout chunks.
+    pub fn output(chunks: &[&[u8]]) -> Self {
+        Self {
+            chunks: chunks
+                .iter()
+                .map(|c| LogChunk {
+                    stream: OutputStream::Stdout,
+                    data: c.to_vec(),
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A recorded backend call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Setup,
+    Start(String),
+    Destroy(String),
+    DestroyWorkflow,
+}
+
+/// The scripted backend.
+#[derive(Default)]
+pub struct FakeBackend {
+    scripts: Mutex<HashMap<String, StepScript>>,
+    calls: Mutex<Vec<(Call, Instant)>>,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    /// `wait_step` holds every step until this many ran at once (then never again).
+    gate: Option<usize>,
+    gate_open: Notify,
+    /// `setup_workflow` fails with this.
+    setup_error: Option<String>,
+}
+
+impl FakeBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Holds each step in `wait_step` until `peak` steps ran at the same time.
+    pub fn with_gate(peak: usize) -> Self {
+        Self {
+            gate: Some(peak),
+            ..Self::default()
+        }
+    }
+
+    /// `setup_workflow` fails with `error`.
+    pub fn failing_setup(error: &str) -> Self {
+        Self {
+            setup_error: Some(error.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub fn script(&self, step: &str, script: StepScript) {
+        self.scripts.lock().unwrap().insert(step.to_owned(), script);
+    }
+
+    fn script_of(&self, step: &str) -> StepScript {
+        self.scripts
+            .lock()
+            .unwrap()
+            .get(step)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().unwrap().push((call, Instant::now()));
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    /// Most steps that were between start and end of wait at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Backend for FakeBackend {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn probe(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn reap_leftovers(&self) -> Result<usize, BackendError> {
+        Ok(0)
+    }
+
+    async fn setup_workflow(&self, _id: &WorkflowId, _plan: &Plan) -> Result<(), BackendError> {
+        self.record(Call::Setup);
+        match &self.setup_error {
+            Some(e) => Err(BackendError::Unavailable(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    async fn start_step(
+        &self,
+        _id: &WorkflowId,
+        step: &Step,
+        _secrets: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        self.record(Call::Start(step.name.clone()));
+        if let Some(e) = self.script_of(&step.name).start_error {
+            return Err(BackendError::Other(e));
+        }
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        if self.gate.is_some_and(|gate| now >= gate) {
+            self.gate_open.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn logs(&self, _id: &WorkflowId, step: &Step) -> Result<LogStream, BackendError> {
+        let chunks = self.script_of(&step.name).chunks;
+        Ok(Box::pin(futures_util::stream::iter(
+            chunks.into_iter().map(Ok),
+        )))
+    }
+
+    async fn wait_step(&self, _id: &WorkflowId, step: &Step) -> Result<StepExit, BackendError> {
+        let script = self.script_of(&step.name);
+        if script.hang {
+            std::future::pending::<()>().await;
+        }
+        if let Some(gate) = self.gate {
+            loop {
+                let opened = self.gate_open.notified();
+                if self.peak() >= gate {
+                    break;
+                }
+                opened.await;
+            }
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(script.exit)
+    }
+
+    async fn destroy_step(&self, _id: &WorkflowId, step: &Step) -> Result<(), BackendError> {
+        self.record(Call::Destroy(step.name.clone()));
+        Ok(())
+    }
+
+    async fn destroy_workflow(&self, _id: &WorkflowId) -> Result<(), BackendError> {
+        self.record(Call::DestroyWorkflow);
+        Ok(())
+    }
+}
