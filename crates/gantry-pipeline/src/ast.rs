@@ -177,8 +177,6 @@ pub struct StepDef {
 /// An `approval:` block.
 #[derive(Debug, Clone)]
 pub struct Approval {
-    /// Where it is.
-    pub at: At,
     /// `timeout:` in seconds.
     pub timeout: Option<u64>,
 }

@@ -132,11 +132,13 @@ impl Diagnostic {
     /// Renders like rustc: a header, the source line with a caret under the column, and
     /// the help.
     pub fn render(&self, source: &str) -> String {
+        let place = if self.line == 0 {
+            self.file.clone()
+        } else {
+            format!("{}:{}:{}", self.file, self.line, self.column)
+        };
         let mut out = format!(
-            "{}:{}:{}: {}[{}]: {}\n",
-            self.file,
-            self.line,
-            self.column,
+            "{place}: {}[{}]: {}\n",
             self.severity.as_str(),
             self.code.id(),
             self.message

@@ -211,9 +211,12 @@ impl<'n> Fields<'n> {
         Some(field)
     }
 
-    /// True when the map has `key` (taken or not).
-    pub fn has(&self, key: &str) -> bool {
-        self.entries.iter().any(|(f, _)| f.key == key)
+    /// Where the key `key` is, if the map has it (taken or not).
+    pub fn key_at(&self, key: &str) -> Option<&At> {
+        self.entries
+            .iter()
+            .find(|(f, _)| f.key == key)
+            .map(|(f, _)| &f.key_at)
     }
 
     /// Every entry not taken yet, in file order (for free-form maps like `environment`).

@@ -68,7 +68,7 @@ fn matches(condition: &Condition, ctx: &CompileContext) -> Result<(), String> {
         };
         if !ok {
             return Err(match key {
-                GlobKey::Path => format!("no changed file {}", describe(filter)),
+                GlobKey::Path => path_reason(filter),
                 _ => format!(
                     "{} `{}` {}",
                     key.key(),
@@ -106,15 +106,29 @@ fn filter_matches(filter: &Filter, value: &str, glob: bool) -> bool {
     (filter.include.is_empty() || filter.include.iter().any(hit)) && !filter.exclude.iter().any(hit)
 }
 
+/// "no changed file matches `api/**` (excluding `**/*.md`)".
+fn path_reason(filter: &Filter) -> String {
+    let exclude = list(&filter.exclude);
+    match (filter.include.is_empty(), filter.exclude.is_empty()) {
+        (true, _) => format!("every changed file matches excluded {exclude}"),
+        (false, true) => format!("no changed file matches {}", list(&filter.include)),
+        (false, false) => format!(
+            "no changed file matches {} (excluding {exclude})",
+            list(&filter.include)
+        ),
+    }
+}
+
+fn list(patterns: &[Pattern]) -> String {
+    patterns
+        .iter()
+        .map(|p| format!("`{}`", p.text.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// "is not `tag`", "does not match `main`, `release/*`", "matches excluded `*.md`".
 fn describe(filter: &Filter) -> String {
-    let list = |patterns: &[Pattern]| {
-        patterns
-            .iter()
-            .map(|p| format!("`{}`", p.text.value))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match (filter.include.is_empty(), filter.exclude.is_empty()) {
         (false, true) => format!("does not match {}", list(&filter.include)),
         (true, false) => format!("matches excluded {}", list(&filter.exclude)),

@@ -18,7 +18,9 @@ pub fn matrix(cx: &mut Cx, node: &Node, path: &str) -> Option<Matrix> {
     let include = fields.take("include").map(|f| (f.node, f.at.clone()));
     let exclude = fields.take("exclude").map(|f| (f.node, f.at.clone()));
     let mut axes: Vec<(Sp<String>, Vec<String>)> = Vec::new();
+    let mut any_axis_written = false;
     for field in fields.rest() {
+        any_axis_written = true;
         let name = Sp {
             value: field.key.clone(),
             at: field.key_at.clone(),
@@ -45,6 +47,9 @@ pub fn matrix(cx: &mut Cx, node: &Node, path: &str) -> Option<Matrix> {
         combinations(cx, n, &a, Some(&axis_names))
     });
     if axes.is_empty() && include.is_empty() {
+        if any_axis_written {
+            return None; // each bad axis is reported already
+        }
         cx.error(
             Code::InvalidMatrix,
             &at,

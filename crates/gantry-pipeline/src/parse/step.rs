@@ -265,27 +265,26 @@ fn read_step_only_fields(cx: &mut Cx, fields: &mut Fields, step: &mut StepDef, d
 }
 
 fn approval(cx: &mut Cx, field: &Field) -> Option<Approval> {
-    let at = field.key_at.clone();
     match field.node.value {
         Value::Bool(false) => return None,
-        Value::Bool(true) | Value::Null => return Some(Approval { at, timeout: None }),
+        Value::Bool(true) | Value::Null => return Some(Approval { timeout: None }),
         _ => {}
     }
     let mut fields = Fields::open(cx, field.node, &field.at.path)?;
     let timeout = fields.take("timeout").map(|f| (f.node, f.at.clone()));
     let timeout = timeout.and_then(|(node, at)| values::duration(cx, node, &at));
     fields.finish(cx, "an approval", &["timeout"]);
-    Some(Approval { at, timeout })
+    Some(Approval { timeout })
 }
 
 /// Which fields a step needs and which cannot go together.
 fn check_step_shape(cx: &mut Cx, fields: &Fields, step: &StepDef) {
-    if let Some(approval) = &step.approval {
+    if step.approval.is_some() {
         for key in ["image", "commands", "settings", "entrypoint", "detach"] {
-            if fields.has(key) {
+            if let Some(at) = fields.key_at(key) {
                 cx.error(
                     Code::ConflictingFields,
-                    &approval.at,
+                    at,
                     format!("an approval step runs no container, so it cannot have `{key}`"),
                     Some("put the work in a step that `depends_on` the approval".into()),
                 );
@@ -301,10 +300,13 @@ fn check_step_shape(cx: &mut Cx, fields: &Fields, step: &StepDef) {
             "add `image:`, or `approval:` for a step that waits for a person",
         );
     }
-    if !step.commands.is_empty() && fields.has("settings") {
+    if let Some(at) = fields
+        .key_at("settings")
+        .filter(|_| !step.commands.is_empty())
+    {
         cx.error(
             Code::ConflictingFields,
-            &step.at,
+            at,
             "a step has either `commands` or plugin `settings`, not both",
             Some(
                 "`settings` configure a plugin image; steps with `commands` use `environment`"

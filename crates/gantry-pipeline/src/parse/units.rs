@@ -14,6 +14,9 @@ pub fn duration_secs(text: &str) -> Result<u64, String> {
     if text.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("`{text}` has no unit"));
     }
+    if text.contains(char::is_whitespace) {
+        return Err("write it without spaces, with the units d, h, m, s".into());
+    }
     let mut total: u64 = 0;
     let mut number = String::new();
     let mut last_rank = usize::MAX;
