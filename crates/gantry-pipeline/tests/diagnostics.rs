@@ -32,7 +32,7 @@ fn compile(code: Code, source: &str, ctx: CompileContext) -> Case {
         code,
         file: ".pipeline.yml",
         source: source.to_owned(),
-        mode: Mode::Compile(ctx),
+        mode: Mode::Compile(Box::new(ctx)),
     }
 }
 
