@@ -211,6 +211,11 @@ impl<'n> Fields<'n> {
         Some(field)
     }
 
+    /// Every key, in file order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(f, _)| f.key.as_str())
+    }
+
     /// Where the key `key` is, if the map has it (taken or not).
     pub fn key_at(&self, key: &str) -> Option<&At> {
         self.entries

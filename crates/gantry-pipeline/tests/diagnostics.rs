@@ -208,8 +208,8 @@ fn cases() -> Vec<Case> {
 
 fn diagnostics_of(case: &Case) -> Vec<Diagnostic> {
     match &case.mode {
-        Mode::Lint => gantry_pipeline::lint(case.file, &case.source),
-        Mode::Compile(ctx) => match gantry_pipeline::compile(case.file, &case.source, ctx) {
+        Mode::Lint => common::lint_file(case.file, &case.source),
+        Mode::Compile(ctx) => match common::compile_file(case.file, &case.source, ctx) {
             Ok(compiled) => compiled.warnings,
             Err(diagnostics) => diagnostics,
         },

@@ -11,14 +11,14 @@ fn every_example_compiles_to_its_snapshot() {
     assert!(files.len() >= 10, "examples are missing: {files:?}");
     for (name, path) in files {
         let source = std::fs::read_to_string(&path).expect("example is readable");
-        let lint = gantry_pipeline::lint(&name, &source);
+        let lint = common::lint_file(&name, &source);
         let errors: Vec<_> = lint.iter().filter(|d| d.is_error()).collect();
         assert!(
             errors.is_empty(),
             "{name} has lint errors:\n{}",
             common::render(&lint, &source)
         );
-        let compiled = gantry_pipeline::compile(&name, &source, &common::push_to_main())
+        let compiled = common::compile_file(&name, &source, &common::push_to_main())
             .unwrap_or_else(|d| {
                 panic!("{name} does not compile:\n{}", common::render(&d, &source))
             });
@@ -36,8 +36,7 @@ fn promote_example_for_a_production_promotion() {
         deploy_target: "production".into(),
         ..common::push_to_main()
     };
-    let compiled =
-        gantry_pipeline::compile("promote/.pipeline.yml", &source, &ctx).expect("compiles");
+    let compiled = common::compile_file("promote/.pipeline.yml", &source, &ctx).expect("compiles");
     let names: Vec<&str> = compiled.plans[0]
         .steps
         .iter()
@@ -56,7 +55,7 @@ fn demo_example_uses_only_busybox_and_runs_two_steps_in_parallel() {
         secrets: Some(["demo_token".to_string()].into()),
         ..common::push_to_main()
     };
-    let compiled = gantry_pipeline::compile("demo/.pipeline.yml", &source, &ctx).expect("compiles");
+    let compiled = common::compile_file("demo/.pipeline.yml", &source, &ctx).expect("compiles");
     let plan = &compiled.plans[0];
     assert!(
         plan.steps

@@ -2,7 +2,9 @@
 
 use crate::ast::{Dialect, Pipeline};
 use crate::diagnostic::Code;
-use crate::parse::{check_steps, empty_pipeline, read_shared_fields, string_map, when};
+use crate::parse::{
+    check_steps, empty_pipeline, read_shared_fields, skip_extensions, string_map, when,
+};
 use crate::read::{self, Cx, Fields};
 use crate::yaml::Node;
 
@@ -44,6 +46,7 @@ const IGNORED: [(&str, &str); 3] = [
 /// Reads one Drone document; `None` for non-pipeline kinds and unsupported types.
 pub fn pipeline(cx: &mut Cx, document: &Node) -> Option<Pipeline> {
     let mut fields = Fields::open(cx, document, "")?;
+    skip_extensions(&mut fields);
     if !kind_is_pipeline(cx, &mut fields) || !type_is_docker(cx, &mut fields) {
         return None;
     }

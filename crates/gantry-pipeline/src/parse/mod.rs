@@ -86,6 +86,7 @@ fn map_has_key(cx: &Cx, node: &Node, key: &str) -> bool {
 /// A `.pipeline.yml` document.
 fn pipeline(cx: &mut Cx, document: &Node) -> Option<Pipeline> {
     let mut fields = Fields::open(cx, document, "")?;
+    skip_extensions(&mut fields);
     let mut pipeline = empty_pipeline(Dialect::Gantry, &fields);
     if let Some(f) = fields.take("when") {
         pipeline.when = when::when(
@@ -110,6 +111,19 @@ fn pipeline(cx: &mut Cx, document: &Node) -> Option<Pipeline> {
     fields.finish(cx, "a pipeline", &PIPELINE_FIELDS);
     check_steps(cx, &pipeline);
     Some(pipeline)
+}
+
+/// Top-level keys starting with `x-` are a place for anchors (`x-defaults: &defaults`);
+/// Gantry ignores them.
+fn skip_extensions(fields: &mut Fields) {
+    let keys: Vec<String> = fields
+        .keys()
+        .filter(|k| k.starts_with("x-"))
+        .map(str::to_owned)
+        .collect();
+    for key in keys {
+        fields.take(&key);
+    }
 }
 
 fn empty_pipeline(dialect: Dialect, fields: &Fields) -> Pipeline {

@@ -2,8 +2,52 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use gantry_pipeline::{CompileContext, Compiled, Diagnostic};
+
+/// How long one compiler call may take before a test gives up (a hang guard, far above
+/// any real duration; speed is measured in bench/, not here).
+pub const HANG_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `f` on a thread with a 2 MiB stack (what a tokio worker has) and fails the test
+/// if it does not finish within [`HANG_LIMIT`]; a panic in `f` fails the test as is.
+pub fn guarded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn a test thread");
+    match rx.recv_timeout(HANG_LIMIT) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("the compiler did not return within {HANG_LIMIT:?}")
+        }
+        Err(RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the thread ended without sending"),
+        },
+    }
+}
+
+/// [`gantry_pipeline::lint`] under [`guarded`].
+pub fn lint_file(file: &str, source: &str) -> Vec<Diagnostic> {
+    let (file, source) = (file.to_owned(), source.to_owned());
+    guarded(move || gantry_pipeline::lint(&file, &source))
+}
+
+/// [`gantry_pipeline::compile`] under [`guarded`].
+pub fn compile_file(
+    file: &str,
+    source: &str,
+    ctx: &CompileContext,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    let (file, source, ctx) = (file.to_owned(), source.to_owned(), ctx.clone());
+    guarded(move || gantry_pipeline::compile(&file, &source, &ctx))
+}
 
 /// The build every golden test compiles for.
 pub fn push_to_main() -> CompileContext {
@@ -61,7 +105,7 @@ pub fn compile_ok(source: &str) -> Compiled {
 
 /// Compiles `source` for `ctx`, panicking with the rendered diagnostics.
 pub fn compile_with(source: &str, ctx: &CompileContext) -> Compiled {
-    match gantry_pipeline::compile(".pipeline.yml", source, ctx) {
+    match compile_file(".pipeline.yml", source, ctx) {
         Ok(compiled) => compiled,
         Err(diagnostics) => panic!("expected success, got:\n{}", render(&diagnostics, source)),
     }
@@ -69,7 +113,7 @@ pub fn compile_with(source: &str, ctx: &CompileContext) -> Compiled {
 
 /// Compiles `source` for `ctx`, expecting errors.
 pub fn compile_err(source: &str, ctx: &CompileContext) -> Vec<Diagnostic> {
-    match gantry_pipeline::compile(".pipeline.yml", source, ctx) {
+    match compile_file(".pipeline.yml", source, ctx) {
         Ok(compiled) => panic!("expected errors, got {compiled:#?}"),
         Err(diagnostics) => diagnostics,
     }
@@ -77,7 +121,7 @@ pub fn compile_err(source: &str, ctx: &CompileContext) -> Vec<Diagnostic> {
 
 /// The lint diagnostics of `source` as `.pipeline.yml`.
 pub fn lint(source: &str) -> Vec<Diagnostic> {
-    gantry_pipeline::lint(".pipeline.yml", source)
+    lint_file(".pipeline.yml", source)
 }
 
 /// The readable code names of `diagnostics`.
