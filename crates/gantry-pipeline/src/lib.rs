@@ -13,6 +13,7 @@ mod diagnostic;
 mod parse;
 pub mod plan;
 mod read;
+mod schema;
 mod suggest;
 mod yaml;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use context::{CompileContext, DEFAULT_CLONE_IMAGE, EVENTS};
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use plan::*;
+pub use schema::json_schema;
 
 /// The result of a successful compilation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,9 +119,4 @@ fn finish(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
         .collect();
     diagnostic::sort_by_position(&mut unique);
     unique
-}
-
-/// The JSON schema of a `.pipeline.yml` document.
-pub fn json_schema() -> serde_json::Value {
-    serde_json::json!({})
 }

@@ -15,6 +15,8 @@ use crate::read::{self, At, Cx, Fields, Sp, index_path};
 use crate::suggest;
 use crate::yaml::{self, Node, Value};
 
+pub use step::{SERVICE_FIELDS, STEP_FIELDS};
+
 /// Most steps a pipeline may have.
 pub const MAX_STEPS: usize = 1000;
 
