@@ -88,7 +88,7 @@ struct CloneDoc {
 #[schemars(untagged)]
 enum WhenDoc {
     /// All conditions must match.
-    All(ConditionDoc),
+    All(Box<ConditionDoc>),
     /// Any map may match.
     Any(Vec<ConditionDoc>),
 }

@@ -15,6 +15,7 @@ use crate::read::{self, At, Cx, Fields, Sp, index_path};
 use crate::suggest;
 use crate::yaml::{self, Node, Value};
 
+#[cfg(test)]
 pub use step::{SERVICE_FIELDS, STEP_FIELDS};
 
 /// Most steps a pipeline may have.
