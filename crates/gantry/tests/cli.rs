@@ -245,7 +245,12 @@ fn docker_available() -> bool {
 
 fn ensure_test_image() {
     let present = Command::new("docker")
-        .args(["image", "inspect", "gantry-test/busybox:latest"])
+        .args([
+            "image",
+            "inspect",
+            "gantry-test/busybox:latest",
+            "busybox:latest",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if !present {
@@ -269,6 +274,69 @@ fn docker_ids(kind: &str, filter: &str) -> Vec<String> {
         .output()
         .expect("docker cli");
     text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// The README's first command: the demo on Docker shows parallel steps, a service reached
+/// by name, a masked secret and a summary, and leaves nothing behind.
+#[test]
+fn demo_example_runs_on_docker() {
+    if !docker_available() {
+        return;
+    }
+    ensure_test_image();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let child = Command::new(GANTRY)
+        .args(["exec", "--secret", "demo_token=s3cr3t-demo"])
+        .current_dir(&demo)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gantry starts");
+    let owner = owner_filter(child.id());
+    let _reaper = Reaper {
+        owner: owner.clone(),
+        pid: child.id(),
+    };
+    let out = wait_with_limit(child, Duration::from_secs(120));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("Docker engine"),
+        "backend not named"
+    );
+    assert!(stdout.contains("hello from the web service"), "{stdout}");
+    assert!(stdout.contains("the token is ********"), "{stdout}");
+    assert!(!stdout.contains("s3cr3t-demo"), "secret leaked: {stdout}");
+    assert!(stdout.contains("pipeline succeeded"), "{stdout}");
+    // `hello` and `system-info` overlap: both start before either finishes.
+    let pos = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {stdout}"))
+    };
+    let first_done = pos("hello is done").min(pos("[system-info] -- success"));
+    assert!(pos("[hello]       + sleep 2") < first_done, "{stdout}");
+    assert!(pos("[system-info] + sleep 2") < first_done, "{stdout}");
+    for kind in ["container", "network", "volume"] {
+        let left = docker_ids(kind, &owner);
+        assert!(left.is_empty(), "{kind}s left behind: {left:?}");
+    }
+}
+
+fn owner_filter(pid: u32) -> String {
+    format!(
+        "label=gantry.owner=exec:{}:{pid}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim(),
+    )
 }
 
 #[test]
@@ -302,13 +370,7 @@ steps:
         .stderr(Stdio::piped())
         .spawn()
         .expect("gantry starts");
-    let owner = format!(
-        "label=gantry.owner=exec:{}:{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap_or_default()
-            .trim(),
-        child.id()
-    );
+    let owner = owner_filter(child.id());
     let _reaper = Reaper {
         owner: owner.clone(),
         pid: child.id(),
