@@ -251,11 +251,14 @@ pub struct Pattern {
     pub glob: Option<GlobMatcher>,
 }
 
+/// A matrix variable and its values.
+pub type Axis = (Sp<String>, Vec<String>);
+
 /// `matrix:`.
 #[derive(Debug, Clone)]
 pub struct Matrix {
     /// Axes in file order: variable name and its values.
-    pub axes: Vec<(Sp<String>, Vec<String>)>,
+    pub axes: Vec<Axis>,
     /// Extra combinations.
     pub include: Vec<BTreeMap<String, String>>,
     /// Combinations to leave out (an entry matches when all its keys match).

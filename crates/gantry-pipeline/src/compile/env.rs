@@ -44,11 +44,6 @@ pub struct PipelineFacts<'a> {
 pub fn base(ctx: &CompileContext, facts: &PipelineFacts) -> BTreeMap<String, String> {
     let (owner, repo_name) = ctx.repo.split_once('/').unwrap_or(("", ctx.repo.as_str()));
     let build_number = ctx.build_number.to_string();
-    let drone_event = if ctx.event == "manual" {
-        "custom"
-    } else {
-        ctx.event.as_str()
-    };
     let pairs: [(&str, &str); 23] = [
         ("CI", "true"),
         ("CI_REPO", &ctx.repo),
@@ -79,7 +74,22 @@ pub fn base(ctx: &CompileContext, facts: &PipelineFacts) -> BTreeMap<String, Str
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let drone: [(&str, &str); 26] = [
+    env.extend(drone_names(ctx, facts));
+    env.extend(facts.matrix.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// The `DRONE_*` names Drone plugins read.
+fn drone_names(ctx: &CompileContext, facts: &PipelineFacts) -> BTreeMap<String, String> {
+    let (owner, repo_name) = ctx.repo.split_once('/').unwrap_or(("", ctx.repo.as_str()));
+    let build_number = ctx.build_number.to_string();
+    let drone_event = if ctx.event == "manual" {
+        "custom"
+    } else {
+        ctx.event.as_str()
+    };
+    let semver = ctx.tag.trim_start_matches('v');
+    let drone: [(&str, &str); 28] = [
         ("DRONE", "true"),
         ("DRONE_REPO", &ctx.repo),
         ("DRONE_REPO_OWNER", owner),
@@ -106,19 +116,13 @@ pub fn base(ctx: &CompileContext, facts: &PipelineFacts) -> BTreeMap<String, Str
         ("DRONE_DEPLOY_TO", &ctx.deploy_target),
         ("DRONE_CRON", &ctx.cron),
         ("DRONE_WORKSPACE", facts.workspace),
+        ("DRONE_STAGE_NAME", facts.name),
+        ("DRONE_SEMVER", semver),
     ];
-    env.extend(
-        drone
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    env.insert("DRONE_STAGE_NAME".into(), facts.name.to_owned());
-    env.insert(
-        "DRONE_SEMVER".into(),
-        ctx.tag.trim_start_matches('v').to_owned(),
-    );
-    env.extend(facts.matrix.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env
+    drone
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Adds the names that differ per step.

@@ -89,11 +89,28 @@ pub fn build(
         .iter()
         .map(|c| text.apply(cx, c, true))
         .collect();
-    let plugin = kind == StepKind::Plugin;
-    let mut environment = vars.clone();
+    let (environment, secrets) = environment_of(cx, scope, def, &text, kind == StepKind::Plugin);
+    step.environment = environment;
+    step.secrets = secrets;
+    check_secrets(cx, scope, def);
+    step.privileged = privileged(cx, scope, def, name);
+    step.volumes = mounts(cx, scope, def);
+    step
+}
+
+/// The step's variables (build environment, user `environment`, `PLUGIN_*` settings) and
+/// its secret variables; later sources win.
+fn environment_of(
+    cx: &mut Cx,
+    scope: &Scope,
+    def: &StepDef,
+    text: &Substituter,
+    plugin: bool,
+) -> (BTreeMap<String, String>, Vec<SecretEnv>) {
+    let mut environment = text.vars.clone();
     let mut secrets: BTreeMap<String, String> = BTreeMap::new();
     for entry in scope.pipeline_env.iter().chain(&def.environment) {
-        add_user_env(cx, &text, entry, plugin, &mut environment, &mut secrets);
+        add_user_env(cx, text, entry, plugin, &mut environment, &mut secrets);
     }
     for (key, value) in &def.settings {
         match settings::render(&key.value, value, &mut |s| text.apply(cx, s, false)) {
@@ -108,15 +125,11 @@ pub fn build(
             }
         }
     }
-    check_secrets(cx, scope, def);
-    step.environment = environment;
-    step.secrets = secrets
+    let secrets = secrets
         .into_iter()
         .map(|(env, secret)| SecretEnv { env, secret })
         .collect();
-    step.privileged = privileged(cx, scope, def, name);
-    step.volumes = mounts(cx, scope, def);
-    step
+    (environment, secrets)
 }
 
 fn kind_of(def: &StepDef) -> StepKind {
@@ -217,43 +230,15 @@ fn privileged(cx: &mut Cx, scope: &Scope, def: &StepDef, name: &str) -> bool {
 fn mounts(cx: &mut Cx, scope: &Scope, def: &StepDef) -> Vec<Mount> {
     let mut out = Vec::new();
     for volume in &def.volumes {
-        let (name, host, target) = match volume {
-            VolumeUse::Named { name, target } => (name.value.clone(), None, target),
-            VolumeUse::Host { source, target } => (
-                format!("host-{}", units::slug(&source.value)),
-                Some(source),
-                target,
-            ),
-            VolumeUse::Declared { name, target } => {
-                let Some(decl) = scope.volumes.iter().find(|d| d.name.value == name.value) else {
-                    let declared = scope.volumes.iter().map(|d| d.name.value.as_str());
-                    let help = suggest::did_you_mean(&name.value, declared).or_else(|| {
-                        Some(
-                            "declare it in the pipeline: `volumes: [{name: cache, temp: {}}]`"
-                                .into(),
-                        )
-                    });
-                    cx.error(
-                        Code::UnknownVolume,
-                        &name.at,
-                        format!("volume `{}` is not declared by the pipeline", name.value),
-                        help,
-                    );
-                    continue;
-                };
-                (name.value.clone(), decl.host.as_ref(), target)
-            }
+        let Some(Resolved { name, host, target }) = resolve(cx, scope, volume) else {
+            continue;
         };
         if target.value.trim_end_matches('/') == scope.workspace.trim_end_matches('/') {
-            cx.error(
-                Code::InvalidPath,
-                &target.at,
-                format!(
-                    "a volume cannot be mounted over the workspace `{}`",
-                    scope.workspace
-                ),
-                None,
+            let message = format!(
+                "a volume cannot be mounted over the workspace `{}`",
+                scope.workspace
             );
+            cx.error(Code::InvalidPath, &target.at, message, None);
             continue;
         }
         if let Some(host) = host
@@ -274,6 +259,49 @@ fn mounts(cx: &mut Cx, scope: &Scope, def: &StepDef) -> Vec<Mount> {
         });
     }
     out
+}
+
+/// A step volume with its declaration looked up.
+struct Resolved<'a> {
+    name: String,
+    host: Option<&'a Sp<String>>,
+    target: &'a Sp<String>,
+}
+
+/// Looks up declared volumes (reporting unknown ones).
+fn resolve<'a>(cx: &mut Cx, scope: &Scope<'a>, volume: &'a VolumeUse) -> Option<Resolved<'a>> {
+    match volume {
+        VolumeUse::Named { name, target } => Some(Resolved {
+            name: name.value.clone(),
+            host: None,
+            target,
+        }),
+        VolumeUse::Host { source, target } => Some(Resolved {
+            name: format!("host-{}", units::slug(&source.value)),
+            host: Some(source),
+            target,
+        }),
+        VolumeUse::Declared { name, target } => {
+            let Some(decl) = scope.volumes.iter().find(|d| d.name.value == name.value) else {
+                let declared = scope.volumes.iter().map(|d| d.name.value.as_str());
+                let help = suggest::did_you_mean(&name.value, declared).or_else(|| {
+                    Some("declare it in the pipeline: `volumes: [{name: cache, temp: {}}]`".into())
+                });
+                cx.error(
+                    Code::UnknownVolume,
+                    &name.at,
+                    format!("volume `{}` is not declared by the pipeline", name.value),
+                    help,
+                );
+                return None;
+            };
+            Some(Resolved {
+                name: name.value.clone(),
+                host: decl.host.as_ref(),
+                target,
+            })
+        }
+    }
 }
 
 /// Substitutes strings of one step and reports their problems.

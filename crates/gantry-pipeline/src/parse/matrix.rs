@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ast::Matrix;
+use crate::ast::{Axis, Matrix};
 use crate::diagnostic::Code;
 use crate::parse::units;
 use crate::read::{self, At, Cx, Fields, Sp, index_path};
@@ -17,29 +17,7 @@ pub fn matrix(cx: &mut Cx, node: &Node, path: &str) -> Option<Matrix> {
     let mut fields = Fields::open(cx, node, path)?;
     let include = fields.take("include").map(|f| (f.node, f.at.clone()));
     let exclude = fields.take("exclude").map(|f| (f.node, f.at.clone()));
-    let mut axes: Vec<(Sp<String>, Vec<String>)> = Vec::new();
-    let mut any_axis_written = false;
-    for field in fields.rest() {
-        any_axis_written = true;
-        let name = Sp {
-            value: field.key.clone(),
-            at: field.key_at.clone(),
-        };
-        if !variable_ok(cx, &name) {
-            continue;
-        }
-        let values = axis_values(cx, field.node, &field.at);
-        if values.is_empty() {
-            cx.error(
-                Code::InvalidMatrix,
-                &field.at,
-                format!("matrix variable `{}` has no values", field.key),
-                Some("give a list of values, like `[stable, beta]`".into()),
-            );
-            continue;
-        }
-        axes.push((name, values));
-    }
+    let (axes, any_axis_written) = axes(cx, &mut fields);
     let at = fields.at.clone();
     let axis_names: Vec<String> = axes.iter().map(|(n, _)| n.value.clone()).collect();
     let include = include.map_or_else(Vec::new, |(n, a)| combinations(cx, n, &a, None));
@@ -76,6 +54,34 @@ pub fn matrix(cx: &mut Cx, node: &Node, path: &str) -> Option<Matrix> {
         include,
         exclude,
     })
+}
+
+/// The variables and their values; also whether any was written (even a bad one).
+fn axes(cx: &mut Cx, fields: &mut Fields) -> (Vec<Axis>, bool) {
+    let mut axes = Vec::new();
+    let mut any_axis_written = false;
+    for field in fields.rest() {
+        any_axis_written = true;
+        let name = Sp {
+            value: field.key.clone(),
+            at: field.key_at.clone(),
+        };
+        if !variable_ok(cx, &name) {
+            continue;
+        }
+        let values = axis_values(cx, field.node, &field.at);
+        if values.is_empty() {
+            cx.error(
+                Code::InvalidMatrix,
+                &field.at,
+                format!("matrix variable `{}` has no values", field.key),
+                Some("give a list of values, like `[stable, beta]`".into()),
+            );
+            continue;
+        }
+        axes.push((name, values));
+    }
+    (axes, any_axis_written)
 }
 
 /// Reports a matrix variable name that is not a usable, unreserved variable name.
