@@ -14,7 +14,10 @@ fn every_diagnostic_code_is_in_the_reference() {
     let docs = reference();
     for code in Code::ALL {
         let row = format!("| {} | `{}` |", code.id(), code.name());
-        assert!(docs.contains(&row), "docs/pipeline.md lacks the row `{row}`");
+        assert!(
+            docs.contains(&row),
+            "docs/pipeline.md lacks the row `{row}`"
+        );
     }
 }
 
@@ -23,10 +26,16 @@ fn every_pipeline_and_step_field_is_in_the_reference() {
     let docs = reference();
     let schema = gantry_pipeline::json_schema();
     for pointer in ["/properties", "/$defs/StepDoc/properties"] {
-        let fields = schema.pointer(pointer).and_then(|p| p.as_object()).expect("schema properties");
+        let fields = schema
+            .pointer(pointer)
+            .and_then(|p| p.as_object())
+            .expect("schema properties");
         for field in fields.keys() {
             let row = format!("| `{field}` |");
-            assert!(docs.contains(&row), "docs/pipeline.md has no table row for `{field}`");
+            assert!(
+                docs.contains(&row),
+                "docs/pipeline.md has no table row for `{field}`"
+            );
         }
     }
 }
