@@ -147,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn multi_line_secret_is_masked_line_by_line() {
+    fn sec_09_multi_line_secret_is_masked_line_by_line() {
         let m = Masker::new(["-----BEGIN KEY-----\r\nMIIBOgIBAAJBAK\n-----END KEY-----\n"]);
         assert_eq!(m.mask("-----BEGIN KEY-----"), MASK);
         assert_eq!(m.mask("  MIIBOgIBAAJBAK"), format!("  {MASK}"));

@@ -65,7 +65,7 @@ async fn steps_see_a_minimal_environment_plus_their_own() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workflow_ids_that_are_not_plain_names_are_refused() {
+async fn sec_07_workflow_ids_that_are_not_plain_names_are_refused() {
     within(async {
         let base = TempDir::new("ids");
         let backend = LocalBackend::with_temp_workspaces(base.path());
@@ -82,7 +82,7 @@ async fn workflow_ids_that_are_not_plain_names_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workdirs_cannot_leave_the_workspace() {
+async fn sec_07_workdirs_cannot_leave_the_workspace() {
     within(async {
         let dir = TempDir::new("workdir");
         let backend = LocalBackend::in_directory(dir.path());

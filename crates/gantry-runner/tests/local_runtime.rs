@@ -259,7 +259,7 @@ async fn cancelling_kills_processes_and_removes_the_temp_workspace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_are_masked_including_multi_line_ones() {
+async fn sec_09_secrets_are_masked_including_multi_line_ones() {
     within(async {
         let dir = TempDir::new("secrets");
         let secrets = BTreeMap::from([

@@ -132,7 +132,7 @@ async fn a_failed_setup_is_an_error_and_still_cleans_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_secret_split_across_chunks_is_masked() {
+async fn sec_09_a_secret_split_across_chunks_is_masked() {
     within(async {
         let secret = "tok-0123456789";
         let line = format!("login with {secret} ok\n");
@@ -162,7 +162,7 @@ async fn a_secret_split_across_chunks_is_masked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_are_masked_in_error_messages() {
+async fn sec_09_secrets_are_masked_in_error_messages() {
     within(async {
         let backend = Arc::new(FakeBackend::new());
         backend.script(

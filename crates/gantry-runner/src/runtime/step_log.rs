@@ -95,8 +95,14 @@ impl StepLog {
                 text,
                 elapsed_ms,
             };
-            // A caller that stopped listening does not stop the run.
-            let _ = self.events.send(RunEvent::Log(line)).await;
+            // `try_send` first: a burst of lines then costs no future per line. A caller
+            // that stopped listening does not stop the run.
+            match self.events.try_send(RunEvent::Log(line)) {
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    let _ = self.events.send(event).await;
+                }
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
         }
     }
 }
