@@ -85,6 +85,17 @@ pub enum BackendError {
 /// 3. [`destroy_workflow`](Backend::destroy_workflow) once, always — also after a failed
 ///    setup or start, a timeout or a cancellation — on a path that is never cancelled.
 ///
+/// What the runtime does around these calls, which a backend may rely on:
+///
+/// - it calls `destroy_step` after every attempt (successful ones too) and, at the end of
+///   the run, again for every started step whose destroy failed or never happened;
+/// - it may drop a `start_step`, `logs` or `wait_step` future half-way (cancellation,
+///   timeout); `destroy_step` for that step follows, so a half-created container or
+///   process must be findable by the step's name;
+/// - if the `logs` stream has not ended a few seconds after `wait_step` returned (a child
+///   process holding the output open), the runtime stops reading it;
+/// - approval steps never reach the backend.
+///
 /// `destroy_step` and `destroy_workflow` are idempotent: they succeed when the objects are
 /// already gone or were never created, and they stop, kill and remove whatever is still
 /// there. A backend must be `Send + Sync`; the runtime shares one as `Arc<dyn Backend>`

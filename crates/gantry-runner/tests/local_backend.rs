@@ -175,3 +175,40 @@ async fn starting_before_setup_is_a_clear_error() {
     })
     .await;
 }
+
+#[test]
+fn steps_die_with_the_tokio_runtime() {
+    let dir = TempDir::new("shutdown");
+    let pid_file = dir.path().join("sleeper.pid");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let backend = LocalBackend::in_directory(dir.path());
+    tokio.block_on(within(async {
+        let id = workflow_id("shutdown");
+        backend
+            .setup_workflow(&id, &plan(vec![]))
+            .await
+            .expect("setup");
+        let sleeper = step(
+            "sleeper",
+            &["echo $$ > pid.tmp; mv pid.tmp sleeper.pid; exec sleep 300"],
+            json!({}),
+        );
+        backend.start_step(&id, &sleeper, &[]).await.expect("start");
+        common::wait_for_file(&pid_file).await;
+    }));
+    let pid = common::read_pid(&pid_file);
+    drop(tokio);
+    // Bounded poll: the kill happens when the runtime drops its tasks.
+    let deadline = std::time::Instant::now() + common::TEST_TIMEOUT;
+    while common::process_alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "step {pid} outlived the runtime"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

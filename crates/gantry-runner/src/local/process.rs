@@ -73,6 +73,9 @@ impl LocalProcess {
         let (tx, exit) = watch::channel(None);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         tokio::spawn(async move {
+            // Should this task be dropped first (the tokio runtime shutting down), the
+            // guard still kills the group: no step outlives its runner.
+            let guard = GroupGuard(group);
             let exit = match child.wait().await {
                 Ok(status) => step_exit(status),
                 Err(e) => {
@@ -83,7 +86,7 @@ impl LocalProcess {
                     }
                 }
             };
-            kill_group(group);
+            drop(guard);
             let _ = tx.send(Some(exit));
         });
         Ok(Self {
@@ -141,6 +144,15 @@ pub(super) async fn wait_exit(
         Err(_) => Err(BackendError::Other(
             "the step's process was lost: its reaper stopped".into(),
         )),
+    }
+}
+
+/// Kills a process group when dropped.
+struct GroupGuard(Pid);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
     }
 }
 
