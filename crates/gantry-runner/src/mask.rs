@@ -89,6 +89,8 @@ impl Masker {
     /// Byte ranges of `haystack` covered by a secret, sorted, overlaps merged.
     pub(crate) fn secret_ranges(&self, haystack: &[u8]) -> Vec<Range<usize>> {
         let mut found: Vec<Range<usize>> = match &self.finder {
+            // Most lines hold no secret: the prefiltered check rejects them quickly.
+            Some(finder) if !finder.is_match(haystack) => return Vec::new(),
             Some(finder) => finder
                 .find_overlapping_iter(haystack)
                 .map(|m| m.range())
