@@ -46,8 +46,13 @@ pub async fn remove_selected(docker: &Docker, sel: &Selection<'_>) -> Result<usi
         }
     };
     note(remove_containers(docker, &filters, sel.remove_if).await);
-    note(remove_networks(docker, &filters, sel.remove_if).await);
-    note(remove_volumes(docker, &filters, sel.remove_if).await);
+    // Networks and volumes do not depend on each other, only on the containers.
+    let (networks, volumes) = tokio::join!(
+        remove_networks(docker, &filters, sel.remove_if),
+        remove_volumes(docker, &filters, sel.remove_if),
+    );
+    note(networks);
+    note(volumes);
     match first_error {
         Some(e) => Err(e),
         None => Ok(removed),

@@ -15,6 +15,7 @@ mod image;
 mod names;
 mod owner;
 mod reap;
+mod removal;
 mod spec;
 mod step;
 mod workflow;
@@ -38,7 +39,9 @@ pub struct DockerBackend {
     /// What `setup_workflow` made, by workflow: needed to start that workflow's steps.
     workflows: Mutex<HashMap<WorkflowId, spec::WorkflowContext>>,
     /// Steps whose container was seen exiting: removing them needs no stop or kill.
-    exited: Mutex<HashSet<(WorkflowId, String)>>,
+    exited: Mutex<HashSet<removal::StepKey>>,
+    /// Containers of exited steps being removed in the background.
+    removals: removal::BackgroundRemovals,
 }
 
 impl DockerBackend {
@@ -54,6 +57,7 @@ impl DockerBackend {
             config,
             workflows: Mutex::new(HashMap::new()),
             exited: Mutex::new(HashSet::new()),
+            removals: removal::BackgroundRemovals::default(),
         })
     }
 
@@ -78,7 +82,7 @@ impl DockerBackend {
         self.workflows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_exited(&self) -> MutexGuard<'_, HashSet<(WorkflowId, String)>> {
+    fn lock_exited(&self) -> MutexGuard<'_, HashSet<removal::StepKey>> {
         self.exited.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -21,7 +21,10 @@ impl DockerBackend {
         let context = self.context(id)?;
         let body = spec::container_body(&context, step, secrets)?;
         let name = names::container_name(id, &step.name);
-        self.lock_exited().remove(&(id.clone(), step.name.clone()));
+        let key = (id.clone(), step.name.clone());
+        self.lock_exited().remove(&key);
+        // A retried step reuses its name: its old container must be gone first.
+        self.removals.finish(&key).await;
         image::before_create(&self.docker, &step.image, step.pull).await?;
         self.create(&name, step, body).await?;
         self.docker
@@ -140,17 +143,22 @@ impl DockerBackend {
     }
 
     /// Stop (short grace) → kill → remove; each tolerates the container being gone. A
-    /// container already seen exiting skips straight to removal.
+    /// container already seen exiting has nothing left to stop: it is removed in the
+    /// background (see [`crate::removal`]).
     pub(crate) async fn remove_step(
         &self,
         id: &WorkflowId,
         step: &Step,
     ) -> Result<(), BackendError> {
         let name = names::container_name(id, &step.name);
-        let exited = self.lock_exited().remove(&(id.clone(), step.name.clone()));
-        if !exited {
-            self.stop_or_kill(&name).await;
+        let key = (id.clone(), step.name.clone());
+        let exited = self.lock_exited().remove(&key);
+        if exited {
+            self.removals.spawn(key, &self.docker, name).await;
+            return Ok(());
         }
+        self.removals.finish(&key).await;
+        self.stop_or_kill(&name).await;
         cleanup::remove_container(&self.docker, &name).await
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use futures_util::future::try_join_all;
 use gantry_pipeline::plan::Plan;
 use gantry_runner::{BackendError, WorkflowId};
 
@@ -21,30 +22,26 @@ impl DockerBackend {
                 plan.workspace
             )));
         }
-        self.remove_workflow_objects(id).await?;
-        let network = names::network_name(id);
-        let request = NetworkCreateRequest {
-            name: network.clone(),
-            driver: Some("bridge".to_string()),
-            labels: Some(self.workflow_labels(id)),
-            ..Default::default()
-        };
-        self.docker
-            .create_network(request)
-            .await
-            .map_err(|e| errors::failed(format_args!("create network `{network}`"), &e))?;
         let source = match &self.config.host_workspace {
             Some(dir) => WorkspaceSource::HostDir(host_dir(dir)?),
-            None => {
-                let volume = names::workspace_volume(id);
-                self.create_volume(id, &volume).await?;
-                WorkspaceSource::Volume(volume)
-            }
+            None => WorkspaceSource::Volume(names::workspace_volume(id)),
         };
-        for mount in named_mounts(plan) {
-            self.create_volume(id, &names::mount_volume(id, mount))
-                .await?;
+        self.remove_workflow_objects(id).await?;
+        let network = names::network_name(id);
+        let mut volumes: Vec<String> = named_mounts(plan)
+            .into_iter()
+            .map(|m| names::mount_volume(id, m))
+            .collect();
+        if let WorkspaceSource::Volume(workspace) = &source {
+            volumes.push(workspace.clone());
         }
+        // Independent objects: create them at once.
+        let (created_network, created_volumes) = tokio::join!(
+            self.create_network(id, &network),
+            try_join_all(volumes.iter().map(|v| self.create_volume(id, v))),
+        );
+        created_network?;
+        created_volumes?;
         let context = WorkflowContext {
             id: id.clone(),
             network,
@@ -62,6 +59,7 @@ impl DockerBackend {
     /// Removes every container, network and volume labelled with `id`.
     pub(crate) async fn teardown(&self, id: &WorkflowId) -> Result<(), BackendError> {
         self.lock_exited().retain(|(workflow, _)| workflow != id);
+        self.removals.finish_workflow(id).await;
         let result = self.remove_workflow_objects(id).await.map(|_| ());
         self.lock_workflows().remove(id);
         result
@@ -83,6 +81,20 @@ impl DockerBackend {
             remove_if: &|labels| labels.get(names::LABEL_WORKFLOW) == Some(&id.0),
         };
         cleanup::remove_selected(&self.docker, &selection).await
+    }
+
+    async fn create_network(&self, id: &WorkflowId, name: &str) -> Result<(), BackendError> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".to_string()),
+            labels: Some(self.workflow_labels(id)),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| errors::failed(format_args!("create network `{name}`"), &e))
     }
 
     async fn create_volume(&self, id: &WorkflowId, name: &str) -> Result<(), BackendError> {
