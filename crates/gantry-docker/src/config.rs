@@ -19,6 +19,9 @@ pub struct DockerConfig {
     pub owner: String,
     /// Seconds a step gets between SIGTERM and SIGKILL when it is stopped early.
     pub stop_grace_secs: u32,
+    /// Seconds to wait for the engine to *begin* answering a request. Streamed answers
+    /// (logs, waiting for a step, pulls) may then run as long as the step does.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for DockerConfig {
@@ -29,6 +32,7 @@ impl Default for DockerConfig {
             extra_labels: BTreeMap::new(),
             owner: crate::owner::exec_owner(),
             stop_grace_secs: 2,
+            request_timeout_secs: 120,
         }
     }
 }

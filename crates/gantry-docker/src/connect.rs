@@ -6,10 +6,6 @@ use gantry_runner::BackendError;
 /// Where the engine listens when neither the config nor `DOCKER_HOST` says otherwise.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
-/// Seconds bollard waits for response *headers*; streamed bodies (logs, waits, pulls) are
-/// not bound by it, so long steps are unaffected.
-const HEADER_TIMEOUT_SECS: u64 = 120;
-
 /// The engine address to use: the configured one, else `DOCKER_HOST`, else the local socket.
 pub fn resolve_host(configured: Option<&str>) -> String {
     configured
@@ -20,9 +16,11 @@ pub fn resolve_host(configured: Option<&str>) -> String {
 }
 
 /// Connects to `host` and agrees on an API version the engine speaks (older engines, such
-/// as 20.10, refuse requests newer than they know).
-pub async fn connect(host: &str) -> Result<Docker, BackendError> {
-    let docker = client_for(host)?;
+/// as 20.10, refuse requests newer than they know). `timeout_secs` bounds only the wait for
+/// response headers (bollard's timeout): streamed bodies such as a step's log or its exit
+/// are not cut by it.
+pub async fn connect(host: &str, timeout_secs: u64) -> Result<Docker, BackendError> {
+    let docker = client_for(host, timeout_secs.max(1))?;
     docker
         .negotiate_version()
         .await
@@ -37,11 +35,11 @@ pub fn unreachable(host: &str, err: &bollard::errors::Error) -> BackendError {
     ))
 }
 
-fn client_for(host: &str) -> Result<Docker, BackendError> {
+fn client_for(host: &str, timeout_secs: u64) -> Result<Docker, BackendError> {
     let client = if host.starts_with("unix://") {
-        Docker::connect_with_unix(host, HEADER_TIMEOUT_SECS, API_DEFAULT_VERSION)
+        Docker::connect_with_unix(host, timeout_secs, API_DEFAULT_VERSION)
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(host, HEADER_TIMEOUT_SECS, API_DEFAULT_VERSION)
+        Docker::connect_with_http(host, timeout_secs, API_DEFAULT_VERSION)
     } else {
         return Err(BackendError::Unavailable(format!(
             "cannot use the Docker engine address `{host}`: only unix:// and tcp:// (http://) \
@@ -62,7 +60,10 @@ mod tests {
 
     #[tokio::test]
     async fn unsupported_scheme_is_a_clear_error() {
-        let err = connect("ssh://example").await.err().map(|e| e.to_string());
+        let err = connect("ssh://example", 5)
+            .await
+            .err()
+            .map(|e| e.to_string());
         let err = err.unwrap_or_default();
         assert!(err.contains("`ssh://example`"), "{err}");
         assert!(err.contains("unix://"), "{err}");
@@ -70,7 +71,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_socket_says_is_docker_running() {
-        let err = connect("unix:///nonexistent/docker.sock").await.err();
+        let err = connect("unix:///nonexistent/docker.sock", 5).await.err();
         let err = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(
             err.starts_with("cannot reach the Docker engine at unix:///nonexistent/docker.sock:"),

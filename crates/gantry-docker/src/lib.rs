@@ -50,7 +50,7 @@ impl DockerBackend {
     /// …" when nothing answers.
     pub async fn connect(config: DockerConfig) -> Result<Self, BackendError> {
         let host = connect::resolve_host(config.host.as_deref());
-        let docker = connect::connect(&host).await?;
+        let docker = connect::connect(&host, config.request_timeout_secs).await?;
         Ok(Self {
             docker,
             host,

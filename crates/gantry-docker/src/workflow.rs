@@ -16,12 +16,7 @@ impl DockerBackend {
     /// Creates the network and volumes of `id`, after removing whatever an earlier run with
     /// the same id left behind.
     pub(crate) async fn setup(&self, id: &WorkflowId, plan: &Plan) -> Result<(), BackendError> {
-        if !plan.workspace.starts_with('/') {
-            return Err(BackendError::Other(format!(
-                "workflow `{id}`: the workspace path `{}` must be absolute",
-                plan.workspace
-            )));
-        }
+        check_workspace(id, &plan.workspace)?;
         let source = match &self.config.host_workspace {
             Some(dir) => WorkspaceSource::HostDir(host_dir(dir)?),
             None => WorkspaceSource::Volume(names::workspace_volume(id)),
@@ -115,6 +110,20 @@ impl DockerBackend {
     }
 }
 
+/// The workspace is mounted over whatever the image has at that path, so it must be an
+/// absolute path that cannot hide the image's root (or, through `..`, anything else).
+fn check_workspace(id: &WorkflowId, path: &str) -> Result<(), BackendError> {
+    let escapes = path.split('/').any(|p| p == "..") || path.contains('\0');
+    if !path.starts_with('/') || path.trim_end_matches('/').is_empty() || escapes {
+        return Err(BackendError::Other(format!(
+            "workflow `{id}`: the workspace path `{}` must be absolute, below `/`, and \
+             without `..`",
+            path.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 /// Names of the workflow-scoped volumes the plan mounts (host paths excluded).
 fn named_mounts(plan: &Plan) -> BTreeSet<&str> {
     plan.services
@@ -146,4 +155,20 @@ fn host_dir(dir: &Path) -> Result<String, BackendError> {
             dir.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_must_be_absolute_below_root_and_not_escape() {
+        let id = WorkflowId("w".to_string());
+        assert!(check_workspace(&id, "/workspace").is_ok());
+        assert!(check_workspace(&id, "/go/src/example.com/app").is_ok());
+        for bad in ["workspace", "/", "//", "/a/../bin", ""] {
+            let err = check_workspace(&id, bad).err().map(|e| e.to_string());
+            assert!(err.is_some_and(|e| e.contains("workspace path")), "{bad:?}");
+        }
+    }
 }

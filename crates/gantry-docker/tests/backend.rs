@@ -258,3 +258,31 @@ async fn secrets_and_named_volumes_reach_the_container() {
     .await;
     env.assert_nothing_left().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_quiet_for_longer_than_the_request_timeout_is_still_followed() {
+    let config = gantry_docker::DockerConfig {
+        request_timeout_secs: 1,
+        ..Default::default()
+    };
+    let Some(env) = TestEnv::with_config("quiet-step", config).await else {
+        return;
+    };
+    within_timeout(async {
+        let id = env.workflow("w");
+        // Silent for three times the request timeout, then speaks and exits.
+        let s = step("quiet", &["sleep 3", "echo finally"]);
+        let b = env.backend.as_ref();
+        b.setup_workflow(&id, &plan(vec![], vec![s.clone()]))
+            .await
+            .expect("setup");
+        b.start_step(&id, &s, &[]).await.expect("start");
+        let logs = b.logs(&id, &s).await.expect("logs");
+        let (exit, (out, _)) = tokio::join!(b.wait_step(&id, &s), read_all(logs));
+        assert_eq!(exit.expect("wait outlives the request timeout").code, 0);
+        assert!(out.ends_with("+ echo finally\nfinally\n"), "{out}");
+        b.destroy_workflow(&id).await.expect("destroy workflow");
+    })
+    .await;
+    env.assert_nothing_left().await;
+}

@@ -235,3 +235,25 @@ async fn cancelling_a_run_stops_and_removes_everything() {
     .await;
     env.assert_nothing_left().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_step_runs_again_under_the_same_name() {
+    let Some(env) = TestEnv::new("retry").await else {
+        return;
+    };
+    within_timeout(async {
+        let id = env.workflow("w");
+        let mut flaky = step(
+            "flaky",
+            &["if [ -e tried ]; then echo second-attempt; else touch tried; exit 1; fi"],
+        );
+        flaky.retries = 1;
+        let (outcome, events) = env.run(&id, &plan(vec![], vec![flaky])).await;
+        assert_eq!(outcome.status, PipelineStatus::Success, "{outcome:?}");
+        let flaky = report(&outcome.steps, "flaky");
+        assert_eq!((flaky.attempt, flaky.exit_code), (2, Some(0)));
+        assert!(lines_of(&events, "flaky").contains(&"second-attempt".to_string()));
+    })
+    .await;
+    env.assert_nothing_left().await;
+}
