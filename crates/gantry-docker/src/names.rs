@@ -13,7 +13,7 @@ use gantry_runner::WorkflowId;
 pub const LABEL_WORKFLOW: &str = "gantry.workflow";
 /// Label carrying the step name on containers.
 pub const LABEL_STEP: &str = "gantry.step";
-/// Label carrying who created the object (see [`crate::owner`]).
+/// Label carrying who created the object (`exec:<hostname>:<pid>` for `gantry exec`).
 pub const LABEL_OWNER: &str = "gantry.owner";
 
 /// Longest name part kept verbatim; longer parts are cut and hashed.
