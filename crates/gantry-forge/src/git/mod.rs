@@ -1,0 +1,327 @@
+//! The commit a hook names, fetched with the `git` binary into a per-repository bare cache:
+//! its pipeline config and the files it changed.
+
+mod changes;
+mod command;
+mod fetch;
+mod netrc;
+mod url;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use command::Git;
+pub use netrc::Netrc;
+use url::RemoteUrl;
+
+/// Config file names the server looks for, in order.
+pub const DEFAULT_CONFIG_NAMES: [&str; 2] = [".pipeline.yml", ".drone.yml"];
+
+/// Limit on one git call unless [`GitCache::with_timeout`] sets another.
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Largest config file read (bigger ones are refused, not truncated).
+const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What went wrong talking to git. Messages never hold credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GitError {
+    /// The clone URL is of a kind we do not fetch from.
+    #[error("cannot fetch from `{url}`: {reason}")]
+    UnsupportedUrl {
+        /// The URL without credentials.
+        url: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+    /// A SHA argument is not a full hex commit id.
+    #[error("`{0}` is not a full commit SHA (40 or 64 hex digits)")]
+    InvalidSha(String),
+    /// A branch or path argument is unusable.
+    #[error("invalid {what} `{value}`: {reason}")]
+    InvalidArgument {
+        /// `path` or `branch`.
+        what: &'static str,
+        /// The value (untrusted, shortened).
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The `git` binary could not be started.
+    #[error("cannot run git: {message}; is git installed and on the server's PATH?")]
+    Spawn {
+        /// The OS error.
+        message: String,
+    },
+    /// A git call took longer than its limit and was killed.
+    #[error("git timed out after {secs}s trying to {action} ({remote})")]
+    Timeout {
+        /// What git was doing.
+        action: String,
+        /// The remote without credentials.
+        remote: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// git exited non-zero.
+    #[error("git failed to {action} ({remote}): {stderr}")]
+    Failed {
+        /// What git was doing.
+        action: String,
+        /// The remote without credentials.
+        remote: String,
+        /// git's stderr (tail), scrubbed of credentials.
+        stderr: String,
+    },
+    /// The remote does not have the commit (force-pushed away, or the wrong repository).
+    #[error("commit {sha} is not in {remote}: {detail}")]
+    CommitNotFound {
+        /// The commit.
+        sha: String,
+        /// The remote without credentials.
+        remote: String,
+        /// What the fetch said.
+        detail: String,
+    },
+    /// None of the config names exists at the commit.
+    #[error("no {names} at {sha}: add one to the repository or set the repository's config path")]
+    NoConfig {
+        /// The names tried, joined with "or".
+        names: String,
+        /// The commit.
+        sha: String,
+    },
+    /// A file read from the commit is unusable.
+    #[error("cannot read {path} at {sha}: {reason}")]
+    UnreadableFile {
+        /// The path.
+        path: String,
+        /// The commit.
+        sha: String,
+        /// Why (too large, not UTF-8).
+        reason: String,
+    },
+    /// Local IO around git (the cache directory, a temporary HOME).
+    #[error("cannot {action}: {message}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The OS error.
+        message: String,
+    },
+}
+
+/// True for a full hex commit id (SHA-1 or SHA-256).
+pub fn is_commit_sha(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A directory of bare repositories, one per clone URL, that commits are fetched into.
+///
+/// Cheap to clone and safe to share: fetches into the same repository are serialised.
+#[derive(Clone)]
+pub struct GitCache {
+    dir: PathBuf,
+    timeout: Duration,
+    locks: Arc<StdMutex<HashMap<PathBuf, Arc<Mutex<()>>>>>,
+}
+
+impl std::fmt::Debug for GitCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitCache")
+            .field("dir", &self.dir)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl GitCache {
+    /// A cache in `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, GitError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|err| GitError::Io {
+            action: format!("create the git cache directory {}", dir.display()),
+            message: err.to_string(),
+        })?;
+        Ok(Self {
+            dir,
+            timeout: DEFAULT_GIT_TIMEOUT,
+            locks: Arc::default(),
+        })
+    }
+
+    /// Sets the limit on each git call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fetches exactly `sha` from `clone_url` (shallow when the server allows fetching by
+    /// SHA, else a full fetch) and returns a handle to read it.
+    ///
+    /// `credentials` go into a temporary `.netrc` for this repository's calls only.
+    pub async fn fetch_commit(
+        &self,
+        clone_url: &str,
+        sha: &str,
+        credentials: Option<Netrc>,
+    ) -> Result<CommitCheckout, GitError> {
+        if !is_commit_sha(sha) {
+            return Err(GitError::InvalidSha(sha.chars().take(80).collect()));
+        }
+        let sha = sha.to_ascii_lowercase();
+        let remote = RemoteUrl::parse(clone_url)?;
+        let repo = self.dir.join(format!(
+            "{}.git",
+            &hex::encode(Sha256::digest(remote.display()))[..32]
+        ));
+        let lock = self.lock_for(&repo);
+        let git = Git {
+            repo,
+            timeout: self.timeout,
+            credentials,
+            remote,
+        };
+        let checkout = CommitCheckout { git, sha, lock };
+        {
+            let _guard = checkout.lock.lock().await;
+            fetch::ensure_bare(&checkout.git).await?;
+            fetch::ensure_commit(&checkout.git, &checkout.sha, 1).await?;
+        }
+        Ok(checkout)
+    }
+
+    fn lock_for(&self, repo: &Path) -> Arc<Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(repo.to_owned()).or_default().clone()
+    }
+}
+
+/// A config file found at a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// Which name it was found under (`.pipeline.yml`).
+    pub path: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// One fetched commit in the cache: read files at it, list what it changed.
+#[derive(Clone)]
+pub struct CommitCheckout {
+    git: Git,
+    sha: String,
+    lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for CommitCheckout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitCheckout")
+            .field("remote", &self.git.remote)
+            .field("sha", &self.sha)
+            .field("repo", &self.git.repo)
+            .finish()
+    }
+}
+
+impl CommitCheckout {
+    /// The commit (lowercase hex).
+    pub fn sha(&self) -> &str {
+        &self.sha
+    }
+
+    /// The bare repository in the cache holding the commit.
+    pub fn repo_dir(&self) -> &Path {
+        &self.git.repo
+    }
+
+    /// The file at `path` in the commit, or `None` when there is no such file.
+    pub async fn read_file(&self, path: &str) -> Result<Option<String>, GitError> {
+        check_path(path)?;
+        let object = format!("{}:{}", self.sha, path);
+        let kind = self
+            .git
+            .output("look up a file", &["cat-file", "-t", &object])
+            .await?;
+        if !kind.status.success() || kind.stdout.trim_ascii() != b"blob" {
+            return Ok(None);
+        }
+        let unreadable = |reason: String| GitError::UnreadableFile {
+            path: path.to_owned(),
+            sha: self.sha.clone(),
+            reason,
+        };
+        let size = self
+            .git
+            .run("size a file", &["cat-file", "-s", &object])
+            .await?;
+        let size: usize = String::from_utf8_lossy(&size)
+            .trim()
+            .parse()
+            .unwrap_or(usize::MAX);
+        if size > MAX_FILE_BYTES {
+            return Err(unreadable(format!(
+                "it is larger than {} MiB",
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        let bytes = self
+            .git
+            .run("read a file", &["cat-file", "blob", &object])
+            .await?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| unreadable("it is not UTF-8 text".into()))
+    }
+
+    /// The first of `names` that exists at the commit, with its text.
+    pub async fn config(&self, names: &[&str]) -> Result<ConfigFile, GitError> {
+        for name in names {
+            if let Some(text) = self.read_file(name).await? {
+                return Ok(ConfigFile {
+                    path: (*name).to_owned(),
+                    text,
+                });
+            }
+        }
+        Err(GitError::NoConfig {
+            names: names.join(" or "),
+            sha: self.sha.clone(),
+        })
+    }
+}
+
+/// Refuses paths that could name something outside the commit's tree or confuse git.
+fn check_path(path: &str) -> Result<(), GitError> {
+    let bad = |reason| GitError::InvalidArgument {
+        what: "path",
+        value: path.chars().take(200).collect(),
+        reason,
+    };
+    if path.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if path.starts_with('/') || path.contains('\0') || path.contains('\\') {
+        return Err(bad("it must be relative, with `/` separators and no NUL"));
+    }
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(bad("it must not hold empty, `.` or `..` components"));
+    }
+    Ok(())
+}
