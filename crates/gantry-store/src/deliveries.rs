@@ -1,0 +1,18 @@
+//! Webhook delivery ids, so a replayed delivery starts nothing.
+
+use async_trait::async_trait;
+
+use crate::error::StoreResult;
+use crate::time::Millis;
+
+/// Delivery ids seen per repository.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Records a delivery id for a repository: true the first time, false for a replay.
+    async fn record_delivery(
+        &self,
+        repo_id: i64,
+        delivery_id: &str,
+        received_at: Millis,
+    ) -> StoreResult<bool>;
+}

@@ -1,0 +1,115 @@
+//! API tokens, stored as SHA-256 hashes.
+
+use async_trait::async_trait;
+
+use super::rows::{TokenRow, convert, token_columns};
+use super::{PostgresStore, SqliteStore};
+use crate::error::{StoreError, StoreResult, is_unique_violation};
+use crate::time::Millis;
+use crate::tokens::{ApiToken, NewToken, PlaintextToken, TokenStore, new_plaintext, token_hash};
+
+fn check_token(token: &NewToken) -> StoreResult<()> {
+    if token.name.trim().is_empty() || token.subject.trim().is_empty() {
+        return Err(StoreError::InvalidInput {
+            field: "token".to_string(),
+            reason: "a token needs a name and a subject".to_string(),
+        });
+    }
+    Ok(())
+}
+
+macro_rules! token_store_impl {
+    ($store:ty) => {
+        #[async_trait]
+        impl TokenStore for $store {
+            async fn create_token(
+                &self,
+                token: &NewToken,
+                now: Millis,
+            ) -> StoreResult<(ApiToken, PlaintextToken)> {
+                let plaintext = new_plaintext()?;
+                let stored = self.import_token(token, plaintext.expose(), now).await?;
+                Ok((stored, plaintext))
+            }
+
+            async fn import_token(
+                &self,
+                token: &NewToken,
+                plaintext: &str,
+                now: Millis,
+            ) -> StoreResult<ApiToken> {
+                check_token(token)?;
+                if plaintext.len() < 16 {
+                    return Err(StoreError::InvalidInput {
+                        field: "token".to_string(),
+                        reason: "it is shorter than 16 characters; use a long random value"
+                            .to_string(),
+                    });
+                }
+                let inserted = sqlx::query_as::<_, TokenRow>(concat!(
+                    "INSERT INTO api_tokens (name, subject, role, scope, token_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+                    token_columns!()
+                ))
+                .bind(&token.name)
+                .bind(&token.subject)
+                .bind(token.role.as_str())
+                .bind(&token.scope)
+                .bind(token_hash(plaintext))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await;
+                match inserted {
+                    Ok(row) => row.into_token(),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict {
+                        what: "a token with the same text".to_string(),
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn verify_token(
+                &self,
+                plaintext: &str,
+                now: Millis,
+            ) -> StoreResult<Option<ApiToken>> {
+                sqlx::query_as::<_, TokenRow>(concat!(
+                    "UPDATE api_tokens SET last_used_at = $2 \
+                     WHERE token_hash = $1 AND revoked_at IS NULL RETURNING ",
+                    token_columns!()
+                ))
+                .bind(token_hash(plaintext))
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TokenRow::into_token)
+                .transpose()
+            }
+
+            async fn revoke_token(&self, id: i64, now: Millis) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+                let rows = sqlx::query_as::<_, TokenRow>(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM api_tokens ORDER BY id DESC"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                convert(rows, TokenRow::into_token)
+            }
+        }
+    };
+}
+
+token_store_impl!(SqliteStore);
+token_store_impl!(PostgresStore);
