@@ -66,6 +66,12 @@ pub(super) async fn ensure_commit(git: &Git, sha: &str, depth: u32) -> Result<()
     }
     let detail = match full {
         Ok(()) => detail,
+        Err(GitError::Failed { stderr, .. }) if is_auth_failure(&stderr) => {
+            return Err(GitError::AccessDenied {
+                remote: git.remote.display().to_owned(),
+                detail: stderr,
+            });
+        }
         Err(err) => format!("{detail}; then a full fetch: {err}"),
     };
     Err(GitError::CommitNotFound {
@@ -73,6 +79,19 @@ pub(super) async fn ensure_commit(git: &Git, sha: &str, depth: u32) -> Result<()
         remote: git.remote.display().to_owned(),
         detail,
     })
+}
+
+/// git's ways of saying the server wants (other) credentials.
+fn is_auth_failure(stderr: &str) -> bool {
+    [
+        "Authentication failed",
+        "could not read Username",
+        "could not read Password",
+        "HTTP 401",
+        "HTTP 403",
+    ]
+    .iter()
+    .any(|sign| stderr.contains(sign))
 }
 
 /// `git fetch --depth=N <url> +<sha>:refs/gantry/<sha>`: one commit, pinned by a ref so it

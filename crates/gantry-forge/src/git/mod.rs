@@ -88,6 +88,16 @@ pub enum GitError {
         /// What the fetch said.
         detail: String,
     },
+    /// The server wants credentials we do not have, or refused the ones given.
+    #[error(
+        "{remote} refused access: check the repository's clone credentials (login and token) — {detail}"
+    )]
+    AccessDenied {
+        /// The remote without credentials.
+        remote: String,
+        /// What git said, scrubbed.
+        detail: String,
+    },
     /// None of the config names exists at the commit.
     #[error("no {names} at {sha}: add one to the repository or set the repository's config path")]
     NoConfig {
