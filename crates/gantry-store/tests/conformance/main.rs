@@ -1,0 +1,63 @@
+//! The conformance suite: every behaviour of the store, written once as a case taking the
+//! store under test, run on SQLite and on Postgres.
+
+mod fixtures;
+mod postgres;
+mod support;
+
+mod builds;
+mod logs;
+mod queue;
+mod recovery;
+mod repos;
+mod secrets;
+
+/// Expands every case into `sqlite::<case>` and `postgres::<case>` tests.
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::support::run_sqlite(|h| Box::pin(crate::$module::$case(h))).await;
+                }
+            )*
+        }
+        mod postgres_db {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::support::run_postgres(|h| Box::pin(crate::$module::$case(h))).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    repos::repo_create_get_list_update_delete,
+    repos::repo_duplicate_is_a_conflict,
+    repos::repo_bad_input_is_a_clear_error,
+    repos::repo_delete_cascades,
+    repos::delivery_replay_is_detected,
+    builds::build_numbers_are_distinct_under_concurrent_creates,
+    builds::build_detail_holds_workflows_and_steps,
+    builds::build_list_is_newest_first_and_paged,
+    builds::build_that_did_not_compile_keeps_its_diagnostics,
+    builds::status_moves_forward_only,
+    builds::approval_is_recorded_once,
+    logs::log_appends_are_idempotent_and_ordered,
+    logs::log_cap_drops_lines_and_stores_one_notice,
+    logs::log_byte_cap_counts_bytes,
+    queue::pending_build_enqueues_each_workflow,
+    queue::concurrent_claimers_get_each_item_exactly_once,
+    queue::claims_respect_runner_labels,
+    queue::only_the_holder_extends_or_completes,
+    queue::expired_leases_are_requeued_then_failed,
+    queue::cancel_drops_a_builds_items,
+    secrets::secret_round_trip_and_ciphertext_differs,
+    secrets::secret_under_another_key_is_a_clear_error,
+    secrets::token_only_hash_is_stored,
+    recovery::recovery_errors_started_builds_and_requeues_unstarted_work,
+    recovery::recovery_ends_orphaned_builds,
+}
