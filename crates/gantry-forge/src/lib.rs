@@ -16,6 +16,10 @@
 //! Nothing here logs or returns a secret: signatures, MACs, tokens and clone passwords stay
 //! out of every error, `Debug` output and log line (security rules 1 and 10).
 
+/// A body limit for hook routes: GitHub caps deliveries at 25 MB, but real pushes stay far
+/// below 10 MiB; larger bodies should get 413 before anything is parsed.
+pub const HOOK_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
 mod event;
 mod forge;
 mod git;

@@ -383,3 +383,22 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_generic_payload_in_the_docs_parses() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/webhooks.md"
+    ))
+    .unwrap();
+    let start = doc.find("```json\n").expect("a json example") + "```json\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let body = &doc.as_bytes()[start..end];
+    let ParsedHook::Event(e) = parse_hook(Forge::Generic, &HeaderMap::new(), body).unwrap() else {
+        panic!("the documented payload must build");
+    };
+    assert_eq!(
+        (e.kind, e.repo.as_str(), e.branch.as_str()),
+        (HookKind::Push, "team/service", "main")
+    );
+}
