@@ -46,6 +46,8 @@ pub struct Pipeline {
     pub steps: Vec<StepDef>,
     /// `matrix:`.
     pub matrix: Option<Matrix>,
+    /// Drone's pipeline-level `depends_on`: names of pipelines of the same file.
+    pub depends_on: Vec<Sp<String>>,
 }
 
 /// `clone:` settings.

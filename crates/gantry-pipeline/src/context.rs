@@ -1,6 +1,6 @@
 //! What the compiler knows about the build it compiles for.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,12 @@ pub struct CompileContext {
     pub message: String,
     /// Commit author (display only).
     pub author: String,
+    /// Source branch of a pull request (empty: same as `branch`).
+    pub source_branch: String,
+    /// Link to the commit on the forge.
+    pub commit_link: String,
+    /// Link to the repository on the forge.
+    pub repo_link: String,
     /// Build number within the repository.
     pub build_number: u64,
     /// Link to the build in the web UI.
@@ -46,8 +52,8 @@ pub struct CompileContext {
     pub deploy_target: String,
     /// Cron job name for cron events.
     pub cron: String,
-    /// Files changed by the push or pull request; `None` when unknown (path conditions
-    /// then match).
+    /// Files changed by the push or pull request; `None` or an empty list when unknown
+    /// (path conditions then match: a forge that sends no file list must not skip work).
     pub changed_files: Option<Vec<String>>,
     /// The repository is trusted by an admin: `privileged` and host volumes allowed.
     pub trusted: bool,
@@ -59,8 +65,12 @@ pub struct CompileContext {
     /// Add the implicit clone step (false for `gantry exec`, which uses the current
     /// directory as the workspace).
     pub clone: bool,
-    /// Timeout for steps that set none (`None`: the runner's default).
+    /// Timeout for steps that set none (`None`: the runner's default); also the approval
+    /// timeout of approval steps that set none.
     pub default_timeout_secs: Option<u64>,
+    /// Extra variables (the CLI's `--env`): substituted in `${VAR}` and added to every
+    /// step's environment (not the clone step's); reserved names are refused.
+    pub extra_env: BTreeMap<String, String>,
 }
 
 impl Default for CompileContext {
@@ -76,6 +86,9 @@ impl Default for CompileContext {
             before: String::new(),
             message: String::new(),
             author: String::new(),
+            source_branch: String::new(),
+            commit_link: String::new(),
+            repo_link: String::new(),
             build_number: 0,
             build_link: String::new(),
             prev_build_status: String::new(),
@@ -88,6 +101,7 @@ impl Default for CompileContext {
             clone_image: DEFAULT_CLONE_IMAGE.into(),
             clone: true,
             default_timeout_secs: None,
+            extra_env: BTreeMap::new(),
         }
     }
 }

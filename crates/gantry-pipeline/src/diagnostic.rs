@@ -92,6 +92,7 @@ codes! {
     InvalidSize = "E030", "invalid-size", "A memory size or CPU count is not understood.";
     DuplicatePipeline = "E031", "duplicate-pipeline", "Two pipelines of a multi-document file share a name.";
     InvalidContext = "E032", "invalid-context", "The build facts given to the compiler are invalid (e.g. an unknown event).";
+    TooManyEntries = "E033", "too-many-entries", "More than 64 documents in a file, or more than 1,000 entries in an `environment`, `settings` or `labels` map.";
     IgnoredField = "W001", "ignored-field", "A Drone key that Gantry accepts but does not use.";
 }
 
@@ -130,18 +131,20 @@ impl Diagnostic {
     }
 
     /// Renders like rustc: a header, the source line with a caret under the column, and
-    /// the help.
+    /// the help. Control characters from the file (an ANSI escape in a YAML string) are
+    /// shown escaped, never sent to the terminal raw.
     pub fn render(&self, source: &str) -> String {
+        let file = escape_controls(&self.file);
         let place = if self.line == 0 {
-            self.file.clone()
+            file
         } else {
-            format!("{}:{}:{}", self.file, self.line, self.column)
+            format!("{file}:{}:{}", self.line, self.column)
         };
         let mut out = format!(
             "{place}: {}[{}]: {}\n",
             self.severity.as_str(),
             self.code.id(),
-            self.message
+            escape_controls(&self.message)
         );
         let source_line = (self.line > 0)
             .then(|| source.lines().nth(self.line as usize - 1))
@@ -153,23 +156,40 @@ impl Diagnostic {
             let label = if self.path.is_empty() {
                 String::new()
             } else {
-                format!(" {}", self.path)
+                format!(" {}", escape_controls(&self.path))
             };
             let _ = writeln!(out, "{gutter} |");
             let _ = writeln!(out, "{number} | {shown}");
             let _ = writeln!(out, "{gutter} | {}^{label}", " ".repeat(caret_at));
         } else if !self.path.is_empty() {
-            let _ = writeln!(out, "  = at: {}", self.path);
+            let _ = writeln!(out, "  = at: {}", escape_controls(&self.path));
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(out, "  = help: {}", escape_controls(help));
         }
         out
     }
 }
 
-/// The line as displayed (tabs expanded to 4 spaces) and the display column of the
-/// character at index `column` (characters, not bytes, wide characters count twice).
+/// `text` with every control character but a tab shown as an escape (`\u{1b}`).
+pub(crate) fn escape_controls(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        if ch.is_control() && ch != '\t' {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The line as displayed (tabs expanded to 4 spaces, control characters escaped) and the
+/// display column of the character at index `column` (characters, not bytes, wide
+/// characters count twice).
 fn display_line(text: &str, column: usize) -> (String, usize) {
     let mut shown = String::with_capacity(text.len());
     let mut width = 0;
@@ -181,6 +201,10 @@ fn display_line(text: &str, column: usize) -> (String, usize) {
         if ch == '\t' {
             shown.push_str("    ");
             width += 4;
+        } else if ch.is_control() {
+            let escaped: String = ch.escape_default().collect();
+            width += escaped.len();
+            shown.push_str(&escaped);
         } else {
             shown.push(ch);
             width += char_width(ch);
@@ -248,6 +272,22 @@ mod tests {
         let rendered = at(9, 1).render("a: 1\n");
         assert!(rendered.starts_with("f.yml:9:1: error[E006]: m\n"));
         assert!(rendered.contains("= at: steps[0].x"));
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut d = at(1, 5);
+        d.message = "bad `\u{1b}[31mred`".into();
+        d.help = Some("\u{7}".into());
+        let rendered = d.render("a: \u{1b}[2Jx\n");
+        assert!(
+            !rendered.contains('\u{1b}') && !rendered.contains('\u{7}'),
+            "{rendered}"
+        );
+        assert!(rendered.contains("bad `\\u{1b}[31mred`"), "{rendered}");
+        assert!(rendered.contains("1 | a: \\u{1b}[2Jx\n"), "{rendered}");
+        let caret = format!("  | {}^", " ".repeat(9));
+        assert!(rendered.contains(&caret), "{rendered}");
     }
 
     #[test]

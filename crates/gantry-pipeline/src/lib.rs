@@ -11,10 +11,12 @@ mod compile;
 mod context;
 mod diagnostic;
 mod parse;
+mod paths;
 pub mod plan;
 mod read;
 mod schema;
 mod suggest;
+mod validate;
 mod yaml;
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +97,24 @@ fn check_context(cx: &mut read::Cx, ctx: &CompileContext) {
             &whole_file,
             format!("unknown build event `{}`", ctx.event),
             Some(help),
+        );
+    }
+    for name in ctx.extra_env.keys() {
+        let problem = if !parse::units::is_env_name(name) {
+            "is not a valid variable name (letters, digits and `_`)"
+        } else if compile::env::is_reserved_everywhere(name) {
+            "is reserved (`CI_*`, `DRONE_*`, `PLUGIN_*`, `GIT_*`, `PATH`, `HOME`, `LD_*`, proxies)"
+        } else {
+            continue;
+        };
+        cx.error(
+            Code::ReservedEnv,
+            &whole_file,
+            format!(
+                "extra variable `{}` {problem}",
+                diagnostic::escape_controls(name)
+            ),
+            Some("pick another name for `--env`".into()),
         );
     }
     if ctx.clone && ctx.clone_image.trim().is_empty() {

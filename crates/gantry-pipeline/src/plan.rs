@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::paths::path_problem;
+
 /// One runnable workflow: a pipeline for one matrix combination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -26,6 +28,14 @@ pub struct Plan {
     pub services: Vec<Step>,
     /// Steps in YAML order (the clone step first, when enabled). `needs` forms a DAG.
     pub steps: Vec<Step>,
+    /// Names of the plans of the same build that must finish first (Drone's pipeline
+    /// `depends_on`; a dependency skipped for this build is replaced by its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Under which outcome of `depends_on` the plan runs: by default only when every
+    /// dependency succeeded; Drone's `trigger.status` can ask for `failure` too (or only).
+    #[serde(default, skip_serializing_if = "RunOn::is_default")]
+    pub run_on: RunOn,
 }
 
 /// What a step is, which decides how a backend starts it.
@@ -75,6 +85,13 @@ pub struct RunOn {
     pub success: bool,
     /// Run when something has failed so far.
     pub failure: bool,
+}
+
+impl RunOn {
+    /// True for the default: run on success only.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for RunOn {
@@ -173,7 +190,8 @@ pub struct Step {
     pub resources: Resources,
     /// Working directory: the workspace path.
     pub workdir: String,
-    /// Approval timeout in seconds, for [`StepKind::Approval`] steps.
+    /// Approval timeout in seconds, for [`StepKind::Approval`] steps (always set for them:
+    /// the runtime never waits forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout_secs: Option<u64>,
 }

@@ -3,6 +3,8 @@
 //! Nothing here stops at the first problem: a bad value is reported and skipped, and the
 //! caller carries on with what is left.
 
+use std::collections::HashMap;
+
 use crate::diagnostic::{Code, Diagnostic, Severity};
 use crate::suggest;
 use crate::yaml::{Node, Value};
@@ -151,6 +153,8 @@ pub struct Fields<'n> {
     /// Where the map is.
     pub at: At,
     entries: Vec<(Field<'n>, bool)>,
+    /// Key → index in `entries` (duplicate detection and `take` without a scan).
+    index: HashMap<String, usize>,
 }
 
 impl<'n> Fields<'n> {
@@ -167,6 +171,7 @@ impl<'n> Fields<'n> {
             }
         };
         let mut entries: Vec<(Field<'n>, bool)> = Vec::with_capacity(pairs.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(pairs.len());
         for (key_node, value) in pairs {
             let Some(key) = key_node.text(cx.source) else {
                 let key_at = At::of(key_node, path);
@@ -180,7 +185,7 @@ impl<'n> Fields<'n> {
             };
             let field_path = key_path(path, &key);
             let key_at = At::of(key_node, field_path.clone());
-            if let Some((first, _)) = entries.iter().find(|(f, _)| f.key == key) {
+            if let Some((first, _)) = index.get(&key).map(|&i| &entries[i]) {
                 let help = format!(
                     "remove one of them (the first is at line {})",
                     first.key_at.line
@@ -199,14 +204,16 @@ impl<'n> Fields<'n> {
                 key_at,
                 key,
             };
+            index.insert(field.key.clone(), entries.len());
             entries.push((field, false));
         }
-        Some(Self { at, entries })
+        Some(Self { at, entries, index })
     }
 
     /// Takes the entry named `key`.
     pub fn take(&mut self, key: &str) -> Option<&Field<'n>> {
-        let (field, taken) = self.entries.iter_mut().find(|(f, _)| f.key == key)?;
+        let &i = self.index.get(key)?;
+        let (field, taken) = &mut self.entries[i];
         *taken = true;
         Some(field)
     }
@@ -218,10 +225,7 @@ impl<'n> Fields<'n> {
 
     /// Where the key `key` is, if the map has it (taken or not).
     pub fn key_at(&self, key: &str) -> Option<&At> {
-        self.entries
-            .iter()
-            .find(|(f, _)| f.key == key)
-            .map(|(f, _)| &f.key_at)
+        self.index.get(key).map(|&i| &self.entries[i].0.key_at)
     }
 
     /// Every entry not taken yet, in file order (for free-form maps like `environment`).

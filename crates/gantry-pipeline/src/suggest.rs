@@ -1,15 +1,24 @@
 //! "did you mean `build`?": the closest known word by edit distance.
 
+/// Longest word (in characters) worth suggesting for: longer ones are not typos, and
+/// the distance costs the product of the lengths.
+const MAX_WORD: usize = 64;
+
 /// The candidate closest to `word`, when it is close enough to be a likely typo.
 pub fn closest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let limit = (word.chars().count() / 3).max(1);
+    let length = word.chars().count();
+    if length > MAX_WORD {
+        return None;
+    }
+    let limit = (length / 3).max(1);
+    let lower = word.to_lowercase();
     candidates
         .into_iter()
-        .filter(|c| *c != word)
-        .map(|c| (distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|c| *c != word && c.chars().count().abs_diff(length) <= limit)
+        .map(|c| (distance(&lower, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -68,5 +77,8 @@ mod tests {
         assert_eq!(closest("comands", ["commands", "image"]), Some("commands"));
         assert_eq!(closest("zzz", ["build"]), None);
         assert_eq!(closest("PUSH", ["push"]), Some("push"));
+        let long = "x".repeat(65);
+        assert_eq!(closest(&long, [long.as_str(), "x"]), None);
+        assert_eq!(closest("build", ["buildxxxxxxxx"]), None);
     }
 }

@@ -115,7 +115,10 @@ fn path_conditions_look_at_changed_files() {
     assert!(runs(when, &changed(&["services/api/main.go"])));
     assert!(!runs(when, &changed(&["services/api/README.md"])));
     assert!(!runs(when, &changed(&["services/web/main.go"])));
-    assert!(!runs(when, &changed(&[])));
+    assert!(
+        runs(when, &changed(&[])),
+        "an empty list is unknown changes, which match"
+    );
     assert!(
         runs(when, &ctx_with(|c| c.changed_files = None)),
         "unknown changes match"

@@ -66,6 +66,16 @@ fn too_many_steps() -> String {
     source
 }
 
+fn too_many_env_entries() -> String {
+    let mut source = String::from(
+        "steps:\n  - name: build\n    image: alpine\n    commands: [make]\n    environment:\n",
+    );
+    for i in 0..1001 {
+        source.push_str(&format!("      V{i}: x\n"));
+    }
+    source
+}
+
 fn cases() -> Vec<Case> {
     vec![
         lint(
@@ -199,6 +209,7 @@ fn cases() -> Vec<Case> {
                 ..common::push_to_main()
             },
         ),
+        lint(Code::TooManyEntries, &too_many_env_entries()),
         drone(
             Code::IgnoredField,
             "kind: pipeline\ntype: docker\nname: default\nconcurrency:\n  limit: 1\nsteps:\n  - name: build\n    image: alpine\n    commands: [make]\n",

@@ -16,7 +16,6 @@ fn runtime_fields_reach_the_plan() {
     retries: 2
     failure: ignore
     pull: always
-    detach: true
     entrypoint: [/bin/sh]
     resources:
       memory: 512MiB
@@ -24,6 +23,7 @@ fn runtime_fields_reach_the_plan() {
   - name: b
     image: alpine
     pull: never
+    detach: true
     commands: [\"true\"]
     resources:
       memory: 1G
@@ -35,7 +35,7 @@ fn runtime_fields_reach_the_plan() {
     assert_eq!(a.retries, 2);
     assert_eq!(a.failure, FailurePolicy::Ignore);
     assert_eq!(a.pull, PullPolicy::Always);
-    assert!(a.detach);
+    assert!(!a.detach);
     assert_eq!(a.entrypoint.as_deref(), Some(&["/bin/sh".to_string()][..]));
     assert_eq!(
         a.resources,
@@ -46,6 +46,7 @@ fn runtime_fields_reach_the_plan() {
     );
     let b = &compiled.plans[0].steps[2];
     assert_eq!(b.pull, PullPolicy::Never);
+    assert!(b.detach);
     assert_eq!(
         b.resources,
         Resources {
@@ -121,7 +122,21 @@ fn approval_steps_run_no_container() {
     assert_eq!(approve.image, "");
     assert_eq!(approve.approval_timeout_secs, Some(86_400));
     assert!(approve.environment.is_empty());
-    assert_eq!(compiled.plans[0].steps[3].approval_timeout_secs, None);
+    // Without a timeout of its own: the build's default, else 24h; never forever.
+    assert_eq!(
+        compiled.plans[0].steps[3].approval_timeout_secs,
+        Some(86_400)
+    );
+    let ctx = gantry_pipeline::CompileContext {
+        default_timeout_secs: Some(3600),
+        ..common::push_to_main()
+    };
+    let compiled = common::compile_with(source, &ctx);
+    assert_eq!(
+        compiled.plans[0].steps[2].approval_timeout_secs,
+        Some(86_400)
+    );
+    assert_eq!(compiled.plans[0].steps[3].approval_timeout_secs, Some(3600));
 }
 
 #[test]

@@ -93,9 +93,12 @@ fn value_of(key: GlobKey, ctx: &CompileContext) -> &str {
     }
 }
 
-/// Unknown changed files (`None`) match; otherwise some file must match.
+/// Unknown changed files (`None`, or an empty list: forges send none for some events)
+/// match; otherwise some file must match.
 fn paths_match(filter: &Filter, files: Option<&[String]>) -> bool {
-    files.is_none_or(|files| files.iter().any(|f| filter_matches(filter, f, true)))
+    files
+        .filter(|files| !files.is_empty())
+        .is_none_or(|files| files.iter().any(|f| filter_matches(filter, f, true)))
 }
 
 fn filter_matches(filter: &Filter, value: &str, glob: bool) -> bool {

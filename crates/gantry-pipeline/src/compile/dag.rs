@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::Code;
-use crate::read::{Cx, Sp};
+use crate::read::{At, Cx, Sp};
 use crate::suggest;
 
 /// The name of the implicit checkout step.
@@ -14,6 +14,8 @@ pub const CLONE_STEP: &str = "clone";
 pub struct DagStep<'a> {
     /// Its name.
     pub name: &'a str,
+    /// Where its name is.
+    pub at: &'a At,
     /// `depends_on`, if given.
     pub depends_on: Option<&'a [Sp<String>]>,
     /// Index of its stage in `stages`.
@@ -62,9 +64,16 @@ pub fn order(cx: &mut Cx, steps: &[DagStep], ordering: &Ordering) -> Vec<Vec<Str
         for dep in step.depends_on.unwrap_or(&[]) {
             let known =
                 kept.contains(dep.value.as_str()) || (ordering.clone && dep.value == CLONE_STEP);
-            if known && dep.value != step.name {
+            if dep.value == step.name {
+                cx.error(
+                    Code::DependencyCycle,
+                    &dep.at,
+                    format!("dependency cycle: {0} -> {0}", step.name),
+                    Some("a step cannot depend on itself; remove the entry".into()),
+                );
+            } else if known {
                 push_unique(&mut list, &dep.value);
-            } else if dep.value != step.name {
+            } else {
                 report_missing(cx, step.name, dep, ordering);
             }
         }
@@ -78,8 +87,9 @@ pub fn order(cx: &mut Cx, steps: &[DagStep], ordering: &Ordering) -> Vec<Vec<Str
         }
         needs.push(list);
     }
-    wait_for_everything(steps, &mut needs);
-    report_cycles(cx, steps);
+    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
+    wait_for_everything(steps, &index, &mut needs);
+    report_cycles(cx, steps, &index, &needs);
     needs
 }
 
@@ -90,28 +100,34 @@ fn is_failure_handler(step: &DagStep) -> bool {
 /// A failure handler without `depends_on` (`notify-failure`) would otherwise start right
 /// after the clone, when nothing has failed yet: it waits for every step that does not
 /// itself (transitively) wait for it.
-fn wait_for_everything(steps: &[DagStep], needs: &mut [Vec<String>]) {
-    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
+fn wait_for_everything(
+    steps: &[DagStep],
+    index: &BTreeMap<&str, usize>,
+    needs: &mut [Vec<String>],
+) {
+    if !steps.iter().any(is_failure_handler) {
+        return;
+    }
+    // Who waits on whom, by index, computed once: a search per handler is linear.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, list) in needs.iter().enumerate() {
+        for j in list.iter().filter_map(|n| index.get(n.as_str())) {
+            dependents[*j].push(i);
+        }
+    }
     for (f, step) in steps.iter().enumerate() {
         if !is_failure_handler(step) {
             continue;
         }
         let mut waiting_on_f = vec![false; steps.len()];
         waiting_on_f[f] = true;
-        // Fixed point over the needs edges, bounded by the step count.
-        for _ in 0..steps.len() {
-            let mut changed = false;
-            for (i, list) in needs.iter().enumerate() {
-                let hit = list
-                    .iter()
-                    .any(|n| index.get(n.as_str()).is_some_and(|&j| waiting_on_f[j]));
-                if hit && !waiting_on_f[i] {
-                    waiting_on_f[i] = true;
-                    changed = true;
+        let mut queue = vec![f];
+        while let Some(node) = queue.pop() {
+            for &d in &dependents[node] {
+                if !waiting_on_f[d] {
+                    waiting_on_f[d] = true;
+                    queue.push(d);
                 }
-            }
-            if !changed {
-                break;
             }
         }
         let others: Vec<String> = steps
@@ -171,17 +187,19 @@ fn report_missing(cx: &mut Cx, step: &str, dep: &Sp<String>, ordering: &Ordering
     }
 }
 
-/// Finds every cycle through explicit `depends_on` (stages alone cannot make one) with
-/// an iterative depth-first search, reporting each once at the edge that closes it.
-fn report_cycles(cx: &mut Cx, steps: &[DagStep]) {
-    let index: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-    let edges: Vec<Vec<(usize, &Sp<String>)>> = steps
+/// Finds every cycle of the final `needs` (`depends_on` and `stages` together) with an
+/// iterative depth-first search, reporting each once at the edge that closes it.
+fn report_cycles(
+    cx: &mut Cx,
+    steps: &[DagStep],
+    index: &BTreeMap<&str, usize>,
+    needs: &[Vec<String>],
+) {
+    let edges: Vec<Vec<usize>> = needs
         .iter()
-        .map(|s| {
-            s.depends_on
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|d| index.get(d.value.as_str()).map(|&j| (j, d)))
+        .map(|list| {
+            list.iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
                 .collect()
         })
         .collect();
@@ -194,7 +212,7 @@ fn report_cycles(cx: &mut Cx, steps: &[DagStep]) {
         let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
         state[start] = 1;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            let Some(&(target, dep)) = edges[node].get(*next) else {
+            let Some(&target) = edges[node].get(*next) else {
                 state[node] = 2;
                 stack.pop();
                 continue;
@@ -211,7 +229,7 @@ fn report_cycles(cx: &mut Cx, steps: &[DagStep]) {
                     let mut key = cycle.clone();
                     key.sort_unstable();
                     if reported.insert(key) {
-                        report_cycle(cx, steps, &cycle, dep);
+                        report_cycle(cx, steps, &cycle);
                     }
                 }
                 _ => {}
@@ -220,13 +238,32 @@ fn report_cycles(cx: &mut Cx, steps: &[DagStep]) {
     }
 }
 
-fn report_cycle(cx: &mut Cx, steps: &[DagStep], cycle: &[usize], closing: &Sp<String>) {
+/// `cycle` lists steps each of which needs the next (the last needs the first), reported
+/// at the `depends_on` entry that closes it when there is one (else at a step name: the
+/// cycle comes from `stages`).
+fn report_cycle(cx: &mut Cx, steps: &[DagStep], cycle: &[usize]) {
     let mut path: Vec<&str> = cycle.iter().map(|&i| steps[i].name).collect();
-    path.push(steps[cycle[0]].name);
+    path.push(path[0]);
+    let entry = |k: usize| {
+        let needed = steps[cycle[(k + 1) % cycle.len()]].name;
+        steps[cycle[k]]
+            .depends_on
+            .unwrap_or(&[])
+            .iter()
+            .find(|d| d.value == needed)
+    };
+    let closing = (0..cycle.len()).rev().find_map(entry);
+    let through_stages = cycle.iter().any(|&i| steps[i].stage.is_some());
+    let help = if through_stages {
+        "a step cannot depend on a step of a later stage; move it, or remove the `depends_on` entry"
+    } else {
+        "remove one of these `depends_on` entries"
+    };
+    let at = closing.map_or(steps[cycle[0]].at, |d| &d.at);
     cx.error(
         Code::DependencyCycle,
-        &closing.at,
+        at,
         format!("dependency cycle: {}", path.join(" -> ")),
-        Some("remove one of these `depends_on` entries".into()),
+        Some(help.into()),
     );
 }

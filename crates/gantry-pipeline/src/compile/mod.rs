@@ -3,7 +3,9 @@
 mod condition;
 mod dag;
 pub mod env;
+mod image;
 mod matrix;
+mod pipelines;
 mod settings;
 mod step;
 pub mod substitute;
@@ -24,6 +26,10 @@ pub const DEFAULT_WORKSPACE: &str = "/workspace";
 /// Clone depth when the pipeline names none.
 pub const DEFAULT_CLONE_DEPTH: u64 = 50;
 
+/// Most steps (services and clone steps included) all plans of one file may have
+/// together: a matrix multiplies a pipeline's steps.
+pub const MAX_TOTAL_STEPS: usize = 10_000;
+
 /// Compiles every pipeline. With `keep_all` (lint) no pipeline or step is left out by its
 /// `when`.
 pub fn compile_pipelines(
@@ -34,28 +40,56 @@ pub fn compile_pipelines(
 ) -> (Vec<Plan>, Vec<SkippedPipeline>) {
     let mut plans = Vec::new();
     let mut skipped = Vec::new();
+    let mut total_steps = 0usize;
+    // A skipped pipeline is checked without this build's facts about secrets: it does not
+    // run, so a secret it names need not exist for this build.
+    let unchecked = CompileContext {
+        secrets: None,
+        ..ctx.clone()
+    };
     for pipeline in pipelines {
         let name = pipeline_name(pipeline);
-        let skip_reason = match (&pipeline.when, keep_all) {
-            (Some(when), false) => condition::evaluate(when, ctx).err(),
-            _ => None,
+        let verdict = match (&pipeline.when, keep_all) {
+            (Some(when), false) => condition::evaluate(when, ctx),
+            (Some(when), true) => Ok(condition::statuses(when)),
+            (None, _) => Ok(RunOn::default()),
+        };
+        let (build_ctx, run_on) = match &verdict {
+            Ok(run_on) => (ctx, *run_on),
+            Err(_) => (&unchecked, RunOn::default()),
         };
         let combinations = pipeline
             .matrix
             .as_ref()
             .map_or_else(|| vec![BTreeMap::new()], matrix::combinations);
-        let keep = keep_all || skip_reason.is_some();
+        let ordered = Ordered::new(cx, pipeline, build_ctx, keep_all || verdict.is_err());
+        total_steps = total_steps.saturating_add(ordered.size() * combinations.len());
+        if total_steps > MAX_TOTAL_STEPS {
+            too_many_steps(cx, pipeline);
+            break;
+        }
         let compiled: Vec<Plan> = combinations
             .into_iter()
-            .map(|combination| plan(cx, pipeline, ctx, combination, keep))
+            .map(|combination| plan(cx, pipeline, build_ctx, combination, &ordered, run_on))
             .collect();
-        match skip_reason {
-            // A skipped pipeline is still checked (every step kept), but yields no plan.
-            Some(reason) => skipped.push(SkippedPipeline { name, reason }),
-            None => plans.extend(compiled),
+        match verdict {
+            Err(reason) => skipped.push(SkippedPipeline { name, reason }),
+            Ok(_) => plans.extend(compiled),
         }
     }
+    pipelines::link(cx, pipelines, &mut plans, &skipped);
     (plans, skipped)
+}
+
+fn too_many_steps(cx: &mut Cx, pipeline: &Pipeline) {
+    cx.error(
+        Code::TooManySteps,
+        &pipeline.at,
+        format!(
+            "the pipelines of this file have more than {MAX_TOTAL_STEPS} steps in all (matrix combinations count each)"
+        ),
+        Some("use fewer matrix combinations, fewer steps, or several files".into()),
+    );
 }
 
 fn pipeline_name(pipeline: &Pipeline) -> String {
@@ -65,13 +99,46 @@ fn pipeline_name(pipeline: &Pipeline) -> String {
         .map_or_else(|| "default".to_owned(), |n| n.value.clone())
 }
 
+/// A pipeline's kept steps and their order: the same for every matrix combination, so
+/// computed once.
+struct Ordered<'a> {
+    kept: Kept<'a>,
+    services: Kept<'a>,
+    needs: Vec<Vec<String>>,
+    clone: bool,
+}
+
+impl<'a> Ordered<'a> {
+    fn new(cx: &mut Cx, pipeline: &'a Pipeline, ctx: &CompileContext, keep_all: bool) -> Self {
+        let (kept, filtered) = select(&pipeline.steps, ctx, keep_all);
+        let (services, _) = select(&pipeline.services, ctx, keep_all);
+        let clone = ctx.clone && !pipeline.clone.disable;
+        if clone {
+            reserve_clone_name(cx, pipeline);
+        }
+        let needs = order(cx, pipeline, &kept, &filtered, clone);
+        Self {
+            kept,
+            services,
+            needs,
+            clone,
+        }
+    }
+
+    /// Steps of one plan, services and the clone step included.
+    fn size(&self) -> usize {
+        self.kept.len() + self.services.len() + usize::from(self.clone)
+    }
+}
+
 /// One plan: a pipeline for one matrix combination.
 fn plan(
     cx: &mut Cx,
     pipeline: &Pipeline,
     ctx: &CompileContext,
     combination: BTreeMap<String, String>,
-    keep_all: bool,
+    ordered: &Ordered,
+    run_on: RunOn,
 ) -> Plan {
     let name = pipeline_name(pipeline);
     let workspace = pipeline
@@ -79,14 +146,12 @@ fn plan(
         .as_ref()
         .map_or(DEFAULT_WORKSPACE, |w| w.value.as_str())
         .to_owned();
-    let base_env = env::base(
-        ctx,
-        &env::PipelineFacts {
-            name: &name,
-            workspace: &workspace,
-            matrix: &combination,
-        },
-    );
+    let facts = env::PipelineFacts {
+        name: &name,
+        workspace: &workspace,
+        matrix: &combination,
+    };
+    let base_env = env::base(ctx, &facts);
     let scope = step::Scope {
         ctx,
         base_env: &base_env,
@@ -94,21 +159,20 @@ fn plan(
         volumes: &pipeline.volumes,
         workspace: &workspace,
     };
-    let (kept, filtered) = select(&pipeline.steps, ctx, keep_all);
-    let (services_kept, _) = select(&pipeline.services, ctx, keep_all);
-    let clone = ctx.clone && !pipeline.clone.disable;
-    if clone {
-        reserve_clone_name(cx, pipeline);
+    let mut steps: Vec<Step> = Vec::with_capacity(ordered.size());
+    if ordered.clone {
+        steps.push(clone_step(
+            pipeline,
+            ctx,
+            env::facts(ctx, &facts),
+            &workspace,
+        ));
     }
-    let needs = order(cx, pipeline, &kept, &filtered, clone);
-    let mut steps: Vec<Step> = Vec::new();
-    if clone {
-        steps.push(clone_step(pipeline, ctx, &base_env, &workspace));
+    for ((def, name, run_on), needs) in ordered.kept.iter().zip(&ordered.needs) {
+        steps.push(step::build(cx, &scope, def, name, needs.clone(), *run_on));
     }
-    for ((def, name, run_on), needs) in kept.iter().zip(needs) {
-        steps.push(step::build(cx, &scope, def, name, needs, *run_on));
-    }
-    let services = services_kept
+    let services = ordered
+        .services
         .iter()
         .map(|(def, name, _)| step::build(cx, &scope, def, name, Vec::new(), RunOn::default()))
         .collect();
@@ -119,6 +183,8 @@ fn plan(
         workspace,
         services,
         steps,
+        depends_on: Vec::new(),
+        run_on,
     }
 }
 
@@ -181,6 +247,7 @@ fn order(
         .iter()
         .map(|(def, name, run_on)| dag::DagStep {
             name,
+            at: def.name.as_ref().map_or(&def.at, |n| &n.at),
             depends_on: def.depends_on.as_deref(),
             stage: stage_index(def),
             after_failure: run_on.failure && !run_on.success,
@@ -212,10 +279,9 @@ fn order(
 fn clone_step(
     pipeline: &Pipeline,
     ctx: &CompileContext,
-    base_env: &BTreeMap<String, String>,
+    mut environment: BTreeMap<String, String>,
     workspace: &str,
 ) -> Step {
-    let mut environment = base_env.clone();
     env::add_step_names(&mut environment, CLONE_STEP);
     let depth = pipeline.clone.depth.unwrap_or(DEFAULT_CLONE_DEPTH);
     environment.insert("PLUGIN_DEPTH".into(), depth.to_string());

@@ -4,15 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast::{EnvEntry, EnvValue, StepDef, VolumeDecl, VolumeUse};
-use crate::compile::env;
 use crate::compile::settings::{self, PluginValue};
 use crate::compile::substitute::{self, ProblemKind};
+use crate::compile::{env, image};
 use crate::context::CompileContext;
 use crate::diagnostic::Code;
 use crate::parse::units;
+use crate::paths;
 use crate::plan::{Mount, RunOn, SecretEnv, Step, StepKind};
 use crate::read::{At, Cx, Sp};
 use crate::suggest;
+
+/// How long an approval step waits when neither it nor the build sets a timeout (24h).
+pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 24 * 3600;
 
 /// What every step of one plan shares.
 pub struct Scope<'a> {
@@ -38,8 +42,6 @@ pub fn build(
     run_on: RunOn,
 ) -> Step {
     let kind = kind_of(def);
-    let mut vars = scope.base_env.clone();
-    env::add_step_names(&mut vars, name);
     let mut step = Step {
         name: name.to_owned(),
         kind,
@@ -59,10 +61,16 @@ pub fn build(
         volumes: Vec::new(),
         resources: def.resources,
         workdir: scope.workspace.to_owned(),
-        approval_timeout_secs: def.approval.as_ref().and_then(|a| a.timeout),
+        approval_timeout_secs: None,
     };
-    if kind == StepKind::Approval {
+    if let Some(approval) = &def.approval {
         step.timeout_secs = None;
+        step.approval_timeout_secs = Some(
+            approval
+                .timeout
+                .or(scope.ctx.default_timeout_secs)
+                .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECS),
+        );
         return step;
     }
     let user_env: BTreeSet<String> = scope
@@ -72,14 +80,13 @@ pub fn build(
         .map(|e| e.name.value.clone())
         .collect();
     let text = Substituter {
-        vars: &vars,
+        vars: scope.base_env,
+        step_name: name,
         user_env: &user_env,
     };
-    step.image = def
-        .image
-        .as_ref()
-        .map(|i| text.apply(cx, i, false))
-        .unwrap_or_default();
+    if let Some(image) = &def.image {
+        step.image = checked_image(cx, &text, image);
+    }
     step.entrypoint = def
         .entrypoint
         .as_ref()
@@ -94,8 +101,31 @@ pub fn build(
     step.secrets = secrets;
     check_secrets(cx, scope, def);
     step.privileged = privileged(cx, scope, def, name);
-    step.volumes = mounts(cx, scope, def);
+    step.volumes = mounts(cx, scope, def, kind);
     step
+}
+
+/// The substituted image reference, reported when it is empty or not a reference.
+fn checked_image(cx: &mut Cx, text: &Substituter, image: &Sp<String>) -> String {
+    let before = cx.diagnostics.len();
+    let value = text.apply(cx, image, false);
+    if cx.diagnostics.len() > before {
+        return value; // the substitution problem is reported already
+    }
+    if let Some(problem) = image::reference_problem(&value) {
+        let shown = if value == image.value {
+            format!("`{value}`")
+        } else {
+            format!("`{value}` (from `{}`)", image.value)
+        };
+        cx.error(
+            Code::InvalidValue,
+            &image.at,
+            format!("image {shown} {problem}"),
+            Some("write a reference like `alpine:3.20`, `registry.example.com/team/app:1.2` or `name@sha256:<digest>`".into()),
+        );
+    }
+    value
 }
 
 /// The step's variables (build environment, user `environment`, `PLUGIN_*` settings) and
@@ -108,11 +138,34 @@ fn environment_of(
     plugin: bool,
 ) -> (BTreeMap<String, String>, Vec<SecretEnv>) {
     let mut environment = text.vars.clone();
+    env::add_step_names(&mut environment, text.step_name);
     let mut secrets: BTreeMap<String, String> = BTreeMap::new();
     for entry in scope.pipeline_env.iter().chain(&def.environment) {
         add_user_env(cx, text, entry, plugin, &mut environment, &mut secrets);
     }
+    // The caller's extra variables win over the file's (`--env` on the command line).
+    for (name, value) in &scope.ctx.extra_env {
+        if !env::is_reserved_everywhere(name) {
+            secrets.remove(name);
+            environment.insert(name.clone(), value.clone());
+        }
+    }
+    let mut setting_names: BTreeMap<String, &Sp<String>> = BTreeMap::new();
     for (key, value) in &def.settings {
+        let variable = settings::variable_name(&key.value);
+        if let Some(first) = setting_names.get(&variable) {
+            cx.error(
+                Code::DuplicateKey,
+                &key.at,
+                format!(
+                    "settings `{}` and `{}` both become `{variable}`",
+                    first.value, key.value
+                ),
+                Some("keep one of them".into()),
+            );
+            continue;
+        }
+        setting_names.insert(variable, key);
         match settings::render(&key.value, value, &mut |s| text.apply(cx, s, false)) {
             PluginValue::Plain(v) => {
                 let name = settings::variable_name(&key.value);
@@ -154,8 +207,11 @@ fn add_user_env(
 ) {
     let name = &entry.name.value;
     if env::is_reserved(name, plugin) {
-        let help = if name.to_ascii_uppercase().starts_with("PLUGIN_") {
+        let upper = name.to_ascii_uppercase();
+        let help = if upper.starts_with("PLUGIN_") {
             "configure a plugin through `settings:`, which become `PLUGIN_*` variables".to_string()
+        } else if upper.starts_with("GIT_") {
+            "`GIT_*` variables change what git does inside a plugin image; configure the plugin through `settings:`".to_string()
         } else {
             "Gantry sets this variable itself; pick another name".to_string()
         };
@@ -227,18 +283,37 @@ fn privileged(cx: &mut Cx, scope: &Scope, def: &StepDef, name: &str) -> bool {
     true
 }
 
-fn mounts(cx: &mut Cx, scope: &Scope, def: &StepDef) -> Vec<Mount> {
+fn mounts(cx: &mut Cx, scope: &Scope, def: &StepDef, kind: StepKind) -> Vec<Mount> {
     let mut out = Vec::new();
     for volume in &def.volumes {
         let Some(Resolved { name, host, target }) = resolve(cx, scope, volume) else {
             continue;
         };
-        if target.value.trim_end_matches('/') == scope.workspace.trim_end_matches('/') {
+        if paths::is_within(scope.workspace, &target.value) {
             let message = format!(
                 "a volume cannot be mounted over the workspace `{}`",
                 scope.workspace
             );
             cx.error(Code::InvalidPath, &target.at, message, None);
+            continue;
+        }
+        // A plugin runs its image's own entrypoint: a volume elsewhere could replace it.
+        if kind == StepKind::Plugin
+            && host.is_none()
+            && !paths::is_within(&target.value, scope.workspace)
+        {
+            cx.error(
+                Code::InvalidPath,
+                &target.at,
+                format!(
+                    "a plugin step can mount volumes only inside the workspace `{}`, not at `{}`",
+                    scope.workspace, target.value
+                ),
+                Some(format!(
+                    "mount it under the workspace, like `{}/cache`",
+                    scope.workspace.trim_end_matches('/')
+                )),
+            );
             continue;
         }
         if let Some(host) = host
@@ -306,8 +381,10 @@ fn resolve<'a>(cx: &mut Cx, scope: &Scope<'a>, volume: &'a VolumeUse) -> Option<
 
 /// Substitutes strings of one step and reports their problems.
 pub struct Substituter<'a> {
-    /// Variables.
+    /// Variables (without the per-step names).
     pub vars: &'a BTreeMap<String, String>,
+    /// The step's name (`CI_STEP_NAME`, `DRONE_STEP_NAME`).
+    pub step_name: &'a str,
     /// The step's own `environment` names: in commands, the shell expands them.
     pub user_env: &'a BTreeSet<String>,
 }
@@ -315,8 +392,15 @@ pub struct Substituter<'a> {
 impl Substituter<'_> {
     /// The substituted string (the original where it has problems, which are reported).
     pub fn apply(&self, cx: &mut Cx, text: &Sp<String>, command: bool) -> String {
-        let lookup = |name: &str| self.vars.get(name).cloned();
-        let keep = |name: &str| command && self.user_env.contains(name);
+        let lookup = |name: &str| match name {
+            "CI_STEP_NAME" | "DRONE_STEP_NAME" => Some(self.step_name.to_owned()),
+            _ => self.vars.get(name).cloned(),
+        };
+        // In commands the shell expands the step's own variables and the ones the runtime
+        // sets when the step starts.
+        let keep = |name: &str| {
+            command && (self.user_env.contains(name) || env::RUNTIME_NAMES.contains(&name))
+        };
         match substitute::substitute(&text.value, &lookup, &keep) {
             Ok(done) => done,
             Err(problems) => {
@@ -331,6 +415,20 @@ impl Substituter<'_> {
     fn report(&self, cx: &mut Cx, text: &Sp<String>, problem: &substitute::Problem) {
         let at = locate(cx, &text.at, &text.value, problem.offset);
         match &problem.kind {
+            ProblemKind::Unknown if env::RUNTIME_NAMES.contains(&problem.name.as_str()) => {
+                cx.error(
+                    Code::UnknownVariable,
+                    &at,
+                    format!(
+                        "`{}` is only known at run time, when the step starts",
+                        problem.name
+                    ),
+                    Some(format!(
+                        "use it in `commands`, where the shell expands `${{{}}}`",
+                        problem.name
+                    )),
+                );
+            }
             ProblemKind::Unknown => {
                 let name = &problem.name;
                 let help = suggest::did_you_mean(name, self.vars.keys().map(String::as_str)).or_else(|| {

@@ -6,6 +6,11 @@
 //! `${NAME#prefix}`, `${NAME##prefix}`, `${NAME%suffix}`, `${NAME%%suffix}`,
 //! `${NAME/from/to}`, `${NAME//from/to}`, `${NAME^^}`, `${NAME,,}`, `${NAME^}`,
 //! `${NAME,}` and `${#NAME}` (prefixes and suffixes are literal text, not patterns).
+//! A default may itself hold references (`${A:-${B:-none}}`, up to 8 deep); it is
+//! substituted only when it is used, as in the shell.
+
+/// Deepest nesting of references inside defaults.
+const MAX_NESTING: usize = 8;
 
 /// A problem with one `${...}` in a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,15 @@ pub fn substitute(
     lookup: &dyn Fn(&str) -> Option<String>,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<String, Vec<Problem>> {
+    substitute_nested(text, lookup, keep, 0)
+}
+
+fn substitute_nested(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    keep: &dyn Fn(&str) -> bool,
+    depth: usize,
+) -> Result<String, Vec<Problem>> {
     let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
     let mut rest = text;
@@ -45,7 +59,7 @@ pub fn substitute(
             out.push('$');
             2
         } else if after.starts_with('{') {
-            match reference(after, lookup, keep) {
+            match reference(after, lookup, keep, depth) {
                 Ok((value, len)) => {
                     out.push_str(&value);
                     len + 1
@@ -82,8 +96,9 @@ fn reference(
     after: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     keep: &dyn Fn(&str) -> bool,
+    depth: usize,
 ) -> Result<(String, usize), RefError> {
-    let Some(close) = after.find('}') else {
+    let Some(close) = matching_close(after) else {
         return Err((
             String::new(),
             ProblemKind::Malformed("`${` has no closing `}`".into()),
@@ -116,9 +131,53 @@ fn reference(
             (Some(_), false) => Err((name.to_owned(), malformed(inner), consumed)),
         };
     }
-    apply(name, value, operator)
-        .map(|v| (v, consumed))
-        .map_err(|kind| (name.to_owned(), kind, consumed))
+    let expand_default = |default: &str| -> Result<String, RefError> {
+        if !default.contains("${") {
+            return Ok(default.to_owned());
+        }
+        if depth + 1 >= MAX_NESTING {
+            let message = format!("`${{{inner}}}` nests references more than {MAX_NESTING} deep");
+            return Err((name.to_owned(), ProblemKind::Malformed(message), consumed));
+        }
+        substitute_nested(default, lookup, keep, depth + 1).map_err(|problems| {
+            let first = problems.into_iter().next().map(|p| (p.name, p.kind));
+            let (name, kind) = first.unwrap_or_else(|| (String::new(), malformed(inner)));
+            (name, kind, consumed)
+        })
+    };
+    match apply(name, value, operator) {
+        Ok(Applied::Value(v)) => Ok((v, consumed)),
+        Ok(Applied::Default(d)) => expand_default(d).map(|v| (v, consumed)),
+        Err(kind) => Err((name.to_owned(), kind, consumed)),
+    }
+}
+
+/// The index of the `}` closing the `{` at the start of `after`, skipping nested `${...}`
+/// and `$$` escapes.
+fn matching_close(after: &str) -> Option<usize> {
+    let bytes = after.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 1;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'$', Some(b'$')) => i += 1,
+            (b'$', Some(b'{')) => {
+                depth += 1;
+                i += 1;
+            }
+            (b'}', _) if depth == 0 => return Some(i),
+            (b'}', _) => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What an operator produced: a value, or the default text still to substitute.
+enum Applied<'a> {
+    Value(String),
+    Default(&'a str),
 }
 
 fn malformed(inner: &str) -> ProblemKind {
@@ -128,16 +187,27 @@ fn malformed(inner: &str) -> ProblemKind {
 }
 
 /// Applies a shell-like operator to a variable's value (`None`: unknown variable).
-fn apply(name: &str, value: Option<String>, operator: &str) -> Result<String, ProblemKind> {
+fn apply<'o>(
+    name: &str,
+    value: Option<String>,
+    operator: &'o str,
+) -> Result<Applied<'o>, ProblemKind> {
     let inner = || format!("{name}{operator}");
     for default_op in [":-", ":=", "-", "="] {
         if let Some(default) = operator.strip_prefix(default_op) {
             let empty_counts = default_op.starts_with(':');
             return Ok(match value {
-                Some(v) if !(empty_counts && v.is_empty()) => v,
-                _ => default.to_owned(),
+                Some(v) if !(empty_counts && v.is_empty()) => Applied::Value(v),
+                _ => Applied::Default(default),
             });
         }
+    }
+    if operator.contains("${") {
+        let message = format!(
+            "`${{{}}}`: a reference inside a reference works only in a default (`${{A:-${{B}}}}`)",
+            inner()
+        );
+        return Err(ProblemKind::Malformed(message));
     }
     let value = value.ok_or(ProblemKind::Unknown)?;
     let result = match operator {
@@ -146,9 +216,13 @@ fn apply(name: &str, value: Option<String>, operator: &str) -> Result<String, Pr
         ",," => value.to_lowercase(),
         "^" => change_first(&value, true),
         "," => change_first(&value, false),
-        _ => return edit(&value, operator).ok_or_else(|| malformed(&inner())),
+        _ => {
+            return edit(&value, operator)
+                .map(Applied::Value)
+                .ok_or_else(|| malformed(&inner()));
+        }
     };
-    Ok(result)
+    Ok(Applied::Value(result))
 }
 
 fn change_first(value: &str, upper: bool) -> String {
@@ -252,6 +326,29 @@ mod tests {
             (17, "ALSO")
         );
         assert_eq!(problems[0].kind, ProblemKind::Unknown);
+    }
+
+    #[test]
+    fn nested_defaults() {
+        assert_eq!(run("${NOPE:-${TAG}}").unwrap(), "v1.2.3");
+        assert_eq!(run("${NOPE:-${ALSO:-x}}!").unwrap(), "x!");
+        assert_eq!(
+            run("${SHA:0:4}-${EMPTY:-a${NAME}b}").unwrap(),
+            "0123-aGantryb"
+        );
+        assert_eq!(run("${TAG:-${NOPE}}").unwrap(), "v1.2.3");
+        let problems = run("x ${NOPE:-${ALSO}}").unwrap_err();
+        assert_eq!((problems[0].offset, problems[0].name.as_str()), (2, "ALSO"));
+        assert!(matches!(
+            run("${TAG/${SHA}/x}").unwrap_err()[0].kind,
+            ProblemKind::Malformed(_)
+        ));
+        let deep = format!("{}x{}", "${NOPE:-".repeat(20), "}".repeat(20));
+        assert!(matches!(
+            run(&deep).unwrap_err()[0].kind,
+            ProblemKind::Malformed(_)
+        ));
+        assert!(run("${NOPE:-${").is_err());
     }
 
     #[test]

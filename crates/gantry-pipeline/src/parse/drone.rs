@@ -9,7 +9,7 @@ use crate::read::{self, Cx, Fields};
 use crate::yaml::Node;
 
 /// Every top-level field of a Drone pipeline document that Gantry reads.
-pub const DRONE_FIELDS: [&str; 12] = [
+pub const DRONE_FIELDS: [&str; 13] = [
     "kind",
     "type",
     "name",
@@ -22,17 +22,14 @@ pub const DRONE_FIELDS: [&str; 12] = [
     "volumes",
     "services",
     "steps",
+    "depends_on",
 ];
 
 /// Drone document kinds that carry no pipeline (skipped).
 const OTHER_KINDS: [&str; 3] = ["secret", "signature", "template"];
 
 /// Drone pipeline fields that Gantry accepts and ignores.
-const IGNORED: [(&str, &str); 3] = [
-    (
-        "depends_on",
-        "pipelines of one file run independently in Gantry",
-    ),
+const IGNORED: [(&str, &str); 2] = [
     (
         "concurrency",
         "limit concurrency in the repository settings",
@@ -69,6 +66,10 @@ pub fn pipeline(cx: &mut Cx, document: &Node) -> Option<Pipeline> {
         pipeline
             .labels
             .extend(string_map(cx, f.node, &f.at.path.clone()));
+    }
+    if let Some(f) = fields.take("depends_on") {
+        let (node, at) = (f.node, f.at.clone());
+        pipeline.depends_on = read::strings(cx, node, &at);
     }
     for (key, help) in IGNORED {
         if let Some(f) = fields.take(key) {

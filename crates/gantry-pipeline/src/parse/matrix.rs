@@ -95,15 +95,15 @@ fn variable_ok(cx: &mut Cx, name: &Sp<String>) -> bool {
         );
         return false;
     }
-    if crate::compile::env::is_reserved(&name.value, false) {
+    if crate::compile::env::is_reserved_everywhere(&name.value) {
         cx.error(
             Code::ReservedEnv,
             &name.at,
             format!(
-                "`{}` is reserved for Gantry and cannot be a matrix variable",
+                "`{}` is reserved and cannot be a matrix variable",
                 name.value
             ),
-            None,
+            Some("matrix variables reach every step, plugins included; `CI_*`, `DRONE_*`, `PLUGIN_*`, `GIT_*`, `PATH`, `HOME`, `LD_*` and proxies are not allowed".into()),
         );
         return false;
     }

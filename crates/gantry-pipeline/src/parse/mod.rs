@@ -20,6 +20,10 @@ pub use step::{SERVICE_FIELDS, STEP_FIELDS};
 
 /// Most steps a pipeline may have.
 pub const MAX_STEPS: usize = 1000;
+/// Most YAML documents (pipelines) a file may have.
+pub const MAX_DOCUMENTS: usize = 64;
+/// Most entries an `environment`, `settings` or `labels` map may have.
+pub const MAX_MAP_ENTRIES: usize = 1000;
 
 /// Every top-level field of a `.pipeline.yml` document.
 pub const PIPELINE_FIELDS: [&str; 11] = [
@@ -52,6 +56,21 @@ pub fn parse_file(cx: &mut Cx, drone: bool) -> Vec<Pipeline> {
         }
     };
     let mut pipelines = Vec::new();
+    let count = documents.iter().filter(|d| d.value != Value::Null).count();
+    if count > MAX_DOCUMENTS {
+        let at = At {
+            line: 1,
+            column: 1,
+            ..At::default()
+        };
+        cx.error(
+            Code::TooManyEntries,
+            &at,
+            format!("the file has {count} documents; at most {MAX_DOCUMENTS} are allowed"),
+            Some("merge pipelines, or use a matrix".into()),
+        );
+        return Vec::new();
+    }
     for document in documents.iter().filter(|d| d.value != Value::Null) {
         if !matches!(document.value, Value::Map(_)) {
             cx.wrong_type(document, &At::of(document, ""), "a map (a pipeline)");
@@ -144,6 +163,7 @@ fn empty_pipeline(dialect: Dialect, fields: &Fields) -> Pipeline {
         services: Vec::new(),
         steps: Vec::new(),
         matrix: None,
+        depends_on: Vec::new(),
     }
 }
 
@@ -247,7 +267,28 @@ fn workspace(cx: &mut Cx, node: &Node, at: &At) -> Option<Sp<String>> {
         (Some(base), None) => base,
         (None, None) => return None,
     };
-    values::absolute_path_ok(cx, &joined, "workspace path").then_some(joined)
+    values::container_path_ok(cx, &joined, "workspace path").then_some(joined)
+}
+
+/// Reports a map with more than [`MAX_MAP_ENTRIES`] entries.
+pub fn too_many_entries(cx: &mut Cx, fields: &Fields, what: &str) -> bool {
+    let count = fields.keys().count();
+    if count <= MAX_MAP_ENTRIES {
+        return false;
+    }
+    let at = fields.at.clone();
+    too_many_items(cx, &at, count, what);
+    true
+}
+
+/// Reports `count` entries of `what` (over [`MAX_MAP_ENTRIES`]).
+pub fn too_many_items(cx: &mut Cx, at: &At, count: usize, what: &str) {
+    cx.error(
+        Code::TooManyEntries,
+        at,
+        format!("`{what}` has {count} entries; at most {MAX_MAP_ENTRIES} are allowed"),
+        Some("pass large data in a file of the repository instead".into()),
+    );
 }
 
 fn clone_config(cx: &mut Cx, node: &Node, path: &str) -> CloneConfig {
@@ -278,6 +319,9 @@ fn string_map(cx: &mut Cx, node: &Node, path: &str) -> BTreeMap<String, String> 
     let Some(mut fields) = Fields::open(cx, node, path) else {
         return out;
     };
+    if too_many_entries(cx, &fields, "labels") {
+        return out;
+    }
     for field in fields.rest() {
         if let Some(value) = read::string(cx, field.node, &field.at) {
             out.insert(field.key.clone(), value.value);

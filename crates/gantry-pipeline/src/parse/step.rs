@@ -91,6 +91,23 @@ const UNSUPPORTED: [(&str, &str); 12] = [
     ("shm_size", "not supported"),
 ];
 
+/// Fields an approval step refuses.
+const APPROVAL_REFUSES: [&str; 13] = [
+    "image",
+    "commands",
+    "settings",
+    "entrypoint",
+    "detach",
+    "timeout",
+    "retries",
+    "environment",
+    "volumes",
+    "privileged",
+    "resources",
+    "pull",
+    "failure",
+];
+
 /// Step-only fields, explained when they appear on a service.
 const NOT_FOR_SERVICES: [&str; 8] = [
     "settings",
@@ -280,17 +297,20 @@ fn approval(cx: &mut Cx, field: &Field) -> Option<Approval> {
 /// Which fields a step needs and which cannot go together.
 fn check_step_shape(cx: &mut Cx, fields: &Fields, step: &StepDef) {
     if step.approval.is_some() {
-        for key in ["image", "commands", "settings", "entrypoint", "detach"] {
+        check_approval_shape(cx, fields);
+        return;
+    }
+    if step.detach {
+        for key in ["retries", "timeout"] {
             if let Some(at) = fields.key_at(key) {
                 cx.error(
                     Code::ConflictingFields,
                     at,
-                    format!("an approval step runs no container, so it cannot have `{key}`"),
-                    Some("put the work in a step that `depends_on` the approval".into()),
+                    format!("a detached step cannot have `{key}`: it runs in the background until the pipeline ends"),
+                    Some("remove `detach`, or remove this field".into()),
                 );
             }
         }
-        return;
     }
     if step.image.is_none() {
         missing(
@@ -312,6 +332,29 @@ fn check_step_shape(cx: &mut Cx, fields: &Fields, step: &StepDef) {
                 "`settings` configure a plugin image; steps with `commands` use `environment`"
                     .into(),
             ),
+        );
+    }
+}
+
+/// Fields an approval step cannot have: it runs no container, and its only time limit is
+/// `approval.timeout`.
+fn check_approval_shape(cx: &mut Cx, fields: &Fields) {
+    for key in APPROVAL_REFUSES {
+        let Some(at) = fields.key_at(key) else {
+            continue;
+        };
+        let help = match key {
+            "timeout" => "write the time to wait for a person as `approval: {timeout: 1h}`",
+            "failure" => {
+                "a rejected approval fails the pipeline; steps after it can use `when: {status: [failure]}`"
+            }
+            _ => "put the work in a step that `depends_on` the approval",
+        };
+        cx.error(
+            Code::ConflictingFields,
+            at,
+            format!("an approval step runs no container, so it cannot have `{key}`"),
+            Some(help.into()),
         );
     }
 }

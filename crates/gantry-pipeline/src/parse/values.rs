@@ -1,8 +1,10 @@
 //! `environment`, `settings`, `volumes` and `resources` values.
 
+use std::collections::BTreeMap;
+
 use crate::ast::{EnvEntry, EnvValue, Setting, VolumeDecl, VolumeUse};
 use crate::diagnostic::Code;
-use crate::parse::units;
+use crate::parse::{MAX_MAP_ENTRIES, too_many_entries, too_many_items, units};
 use crate::plan::Resources;
 use crate::read::{self, At, Cx, Fields, Sp, index_path, key_path};
 use crate::yaml::{Node, Value};
@@ -10,15 +12,18 @@ use crate::yaml::{Node, Value};
 /// `environment:` as a map (or a list of `NAME=value` strings).
 pub fn environment(cx: &mut Cx, node: &Node, path: &str) -> Vec<EnvEntry> {
     if let Value::Seq(items) = &node.value {
-        return items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| env_pair(cx, item, &index_path(path, i)))
-            .collect();
+        if items.len() > MAX_MAP_ENTRIES {
+            too_many_items(cx, &At::of(node, path), items.len(), "environment");
+            return Vec::new();
+        }
+        return env_list(cx, items, path);
     }
     let Some(mut fields) = Fields::open(cx, node, path) else {
         return Vec::new();
     };
+    if too_many_entries(cx, &fields, "environment") {
+        return Vec::new();
+    }
     let mut entries = Vec::new();
     for field in fields.rest() {
         if !env_name_ok(cx, &field.key, &field.key_at) {
@@ -45,6 +50,29 @@ pub fn environment(cx: &mut Cx, node: &Node, path: &str) -> Vec<EnvEntry> {
             },
             value,
         });
+    }
+    entries
+}
+
+/// The list form of `environment`; a name given twice is reported.
+fn env_list(cx: &mut Cx, items: &[Node], path: &str) -> Vec<EnvEntry> {
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    let mut entries = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(entry) = env_pair(cx, item, &index_path(path, i)) else {
+            continue;
+        };
+        if let Some(first) = seen.get(&entry.name.value) {
+            cx.error(
+                Code::DuplicateKey,
+                &entry.name.at,
+                format!("`{}` is set twice", entry.name.value),
+                Some(format!("remove one of them (the first is at line {first})")),
+            );
+            continue;
+        }
+        seen.insert(entry.name.value.clone(), entry.name.at.line);
+        entries.push(entry);
     }
     entries
 }
@@ -129,6 +157,9 @@ pub fn settings(cx: &mut Cx, node: &Node, path: &str) -> Vec<(Sp<String>, Settin
     let Some(mut fields) = Fields::open(cx, node, path) else {
         return Vec::new();
     };
+    if too_many_entries(cx, &fields, "settings") {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for field in fields.rest() {
         let valid = !field.key.is_empty()
@@ -271,6 +302,23 @@ fn host_path(cx: &mut Cx, node: &Node, at: &At) -> Option<Sp<String>> {
     absolute_path_ok(cx, &path, "host path").then_some(path)
 }
 
+/// Reports a workspace path or volume target that [`crate::plan::path_problem`] refuses
+/// (relative, `..`, NUL, a system directory or a parent of one).
+pub fn container_path_ok(cx: &mut Cx, path: &Sp<String>, what: &str) -> bool {
+    match crate::paths::path_problem(&path.value) {
+        None => true,
+        Some(problem) => {
+            cx.error(
+                Code::InvalidPath,
+                &path.at,
+                format!("{what} `{}` {problem}", path.value.replace('\0', "\\0")),
+                Some("use an absolute path without `..`, like `/cache`".into()),
+            );
+            false
+        }
+    }
+}
+
 /// Reports a path that is relative, contains `..` or NUL.
 pub fn absolute_path_ok(cx: &mut Cx, path: &Sp<String>, what: &str) -> bool {
     match units::path_problem(&path.value) {
@@ -336,7 +384,7 @@ fn declared_use(cx: &mut Cx, node: &Node, at: &At) -> Option<VolumeUse> {
         );
         return None;
     };
-    absolute_path_ok(cx, &target, "volume path").then_some(VolumeUse::Declared { name, target })
+    container_path_ok(cx, &target, "volume path").then_some(VolumeUse::Declared { name, target })
 }
 
 fn short_use(cx: &mut Cx, text: Sp<String>) -> Option<VolumeUse> {
@@ -358,7 +406,7 @@ fn short_use(cx: &mut Cx, text: Sp<String>) -> Option<VolumeUse> {
         value: (*target).to_owned(),
         at: text.at.clone(),
     };
-    if !absolute_path_ok(cx, &target, "volume path") {
+    if !container_path_ok(cx, &target, "volume path") {
         return None;
     }
     if source.value.starts_with('/') || source.value.contains(['.', '\0']) {

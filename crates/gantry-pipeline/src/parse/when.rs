@@ -51,6 +51,15 @@ const DRONE_IGNORED: [&str; 2] = ["instance", "action"];
 pub fn when(cx: &mut Cx, node: &Node, path: &str, level: Level, dialect: Dialect) -> Option<When> {
     let at = At::of(node, path);
     let alternatives = match &node.value {
+        Value::Seq(items) if items.is_empty() => {
+            cx.error(
+                Code::InvalidValue,
+                &at,
+                "`when: []` lists no conditions, so it would never run",
+                Some("remove `when` to always run, or list conditions like `- event: push`".into()),
+            );
+            return None;
+        }
         Value::Seq(items) => items
             .iter()
             .enumerate()
@@ -108,7 +117,7 @@ fn condition(
     let mut known = vec![
         "event", "branch", "ref", "tag", "path", "target", "cron", "repo",
     ];
-    if level == Level::Step {
+    if level == Level::Step || dialect == Dialect::Drone {
         known.push("status");
     }
     fields.finish(cx, "a condition", &known);
@@ -123,25 +132,27 @@ fn status(
     level: Level,
     dialect: Dialect,
 ) -> Option<RunOn> {
-    if level == Level::Pipeline {
-        if dialect == Dialect::Drone {
-            cx.warn(
-                Code::IgnoredField,
-                key_at,
-                "`status` in a trigger is ignored by Gantry",
-                None,
-            );
-        } else {
-            cx.error(
-                Code::UnknownField,
-                key_at,
-                "`status` is only accepted in a step's `when`",
-                Some("move it to the `when` of the steps that should run after a failure".into()),
-            );
-        }
+    // A Drone trigger's `status` says whether the pipeline runs after its `depends_on`
+    // pipelines failed.
+    if level == Level::Pipeline && dialect == Dialect::Gantry {
+        cx.error(
+            Code::UnknownField,
+            key_at,
+            "`status` is only accepted in a step's `when`",
+            Some("move it to the `when` of the steps that should run after a failure".into()),
+        );
         return None;
     }
     let filter = filter(cx, node, at, Compare::Status)?;
+    if filter.include.is_empty() && filter.exclude.is_empty() {
+        cx.error(
+            Code::InvalidValue,
+            at,
+            "`status: []` lists no status, so it would never run",
+            Some("use `[success]`, `[failure]` or `[success, failure]`".into()),
+        );
+        return None;
+    }
     if !filter.exclude.is_empty() {
         cx.error(
             Code::InvalidValue,
