@@ -74,6 +74,40 @@ async fn current_user() -> String {
     format!("{}:{}", id("-u").await, id("-g").await)
 }
 
+/// Runs the clone image as the current user, as the Docker backend runs the clone step.
+async fn run_clone(test_id: &str, repo: &Repo, workspace: &Path, sha: &str) -> Output {
+    let label = format!("gantry.test={test_id}");
+    let repo_mount = format!("{}:/srv/git/app.git:ro", repo.bare.display());
+    let workspace_mount = format!("{}:/workspace", workspace.display());
+    let sha_env = format!("CI_COMMIT_SHA={sha}");
+    let user = current_user().await;
+    let args = [
+        "run",
+        "--label",
+        &label,
+        "--network",
+        "none",
+        "--user",
+        &user,
+        "-v",
+        &repo_mount,
+        "-v",
+        &workspace_mount,
+        "-e",
+        "CI_REPO_URL=file:///srv/git/app.git",
+        "-e",
+        &sha_env,
+        "-e",
+        "CI_COMMIT_REF=refs/heads/main",
+        "-e",
+        "CI_WORKSPACE=/workspace",
+        "-e",
+        "PLUGIN_DEPTH=1",
+        IMAGE,
+    ];
+    run("docker", &args).await.unwrap()
+}
+
 #[tokio::test]
 async fn clone_image_checks_out_the_exact_commit_into_the_workspace() {
     tokio::time::timeout(TEST_TIMEOUT, async {
@@ -95,36 +129,7 @@ async fn clone_image_checks_out_the_exact_commit_into_the_workspace() {
         let test_id = format!("forge-clone-{}", std::process::id());
         let _reaper = Reaper(test_id.clone());
 
-        let label = format!("gantry.test={test_id}");
-        let repo_mount = format!("{}:/srv/git/app.git:ro", repo.bare.display());
-        let workspace_mount = format!("{}:/workspace", workspace.path().display());
-        let sha_env = format!("CI_COMMIT_SHA={wanted}");
-        let user = current_user().await;
-        let args = [
-            "run",
-            "--label",
-            &label,
-            "--network",
-            "none",
-            "--user",
-            &user,
-            "-v",
-            &repo_mount,
-            "-v",
-            &workspace_mount,
-            "-e",
-            "CI_REPO_URL=file:///srv/git/app.git",
-            "-e",
-            &sha_env,
-            "-e",
-            "CI_COMMIT_REF=refs/heads/main",
-            "-e",
-            "CI_WORKSPACE=/workspace",
-            "-e",
-            "PLUGIN_DEPTH=1",
-            IMAGE,
-        ];
-        let out = run("docker", &args).await.unwrap();
+        let out = run_clone(&test_id, &repo, workspace.path(), &wanted).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

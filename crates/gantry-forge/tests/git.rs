@@ -421,3 +421,26 @@ async fn futures_join(
     }
     out
 }
+
+#[tokio::test]
+async fn an_annotated_tag_object_resolves_to_its_commit() {
+    within(async {
+        let (repo, [_, _, c]) = three_commits();
+        git(&repo.work, &["tag", "-a", "v1.0.0", "-m", "release"]);
+        git(&repo.work, &["push", "-q", "origin", "v1.0.0"]);
+        let tag_object = git(&repo.work, &["rev-parse", "v1.0.0"]);
+        assert_ne!(tag_object, c);
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = GitCache::new(cache_dir.path()).unwrap();
+        let checkout = cache
+            .fetch_commit(&repo.file_url(), &tag_object, None)
+            .await
+            .unwrap();
+        assert_eq!(checkout.sha(), c);
+        assert_eq!(
+            checkout.config(&DEFAULT_CONFIG_NAMES).await.unwrap().text,
+            PIPELINE
+        );
+    })
+    .await;
+}

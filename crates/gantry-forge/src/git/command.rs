@@ -1,7 +1,7 @@
 //! Running the `git` binary: a bare repository, a timeout, a private HOME, no prompts, and
 //! output scrubbed of credentials before it can reach an error or a log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -68,43 +68,9 @@ impl Git {
 
     /// Runs git and returns its output whatever the exit code (spawn and timeout still fail).
     pub(crate) async fn output(&self, action: &str, args: &[&str]) -> Result<Output, GitError> {
-        let home = tempfile::Builder::new()
-            .prefix("gantry-git-home-")
-            .tempdir()
-            .map_err(|err| GitError::Io {
-                action: "create a temporary HOME for git".into(),
-                message: err.to_string(),
-            })?;
-        if let Some(netrc) = &self.credentials {
-            netrc
-                .write_into(home.path(), self.remote.host().unwrap_or_default())
-                .map_err(|err| GitError::Io {
-                    action: "write the clone credentials".into(),
-                    message: err.to_string(),
-                })?;
-        }
-        let mut command = Command::new("git");
-        command.env_clear();
-        for name in PASSED_ENV.iter().chain(&["PATH"]) {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
-        command
-            .env("HOME", home.path())
-            .env("LC_ALL", "C")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_ASKPASS", "")
-            .env("SSH_ASKPASS", "")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for setting in CONFIG {
-            command.arg("-c").arg(setting);
-        }
-        command.arg("--git-dir").arg(&self.repo).args(args);
+        // Lives until git exits: the HOME (and any .netrc in it) is removed on drop.
+        let home = self.private_home()?;
+        let mut command = self.command(home.path(), args);
         tracing::debug!(
             git.action = action,
             git.remote = self.remote.display(),
@@ -126,6 +92,59 @@ impl Git {
                 secs: self.timeout.as_secs(),
             }),
         }
+    }
+
+    /// A temporary HOME holding only the `.netrc` for this call, if there are credentials.
+    fn private_home(&self) -> Result<tempfile::TempDir, GitError> {
+        let home = tempfile::Builder::new()
+            .prefix("gantry-git-home-")
+            .tempdir()
+            .map_err(|err| GitError::Io {
+                action: "create a temporary HOME for git".into(),
+                message: err.to_string(),
+            })?;
+        // A host-less URL (file://) has no use for credentials.
+        let host = self.remote.host().unwrap_or_default();
+        if let Some(netrc) = self
+            .credentials
+            .as_ref()
+            .filter(|c| !(c.machine.is_empty() && host.is_empty()))
+        {
+            netrc
+                .write_into(home.path(), host)
+                .map_err(|err| GitError::Io {
+                    action: "write the clone credentials".into(),
+                    message: err.to_string(),
+                })?;
+        }
+        Ok(home)
+    }
+
+    /// `git -c ... --git-dir <repo> <args>` with a scrubbed environment and no prompts.
+    fn command(&self, home: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("git");
+        command.env_clear();
+        for name in PASSED_ENV.iter().chain(&["PATH"]) {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+        command
+            .env("HOME", home)
+            .env("LC_ALL", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_ASKPASS", "")
+            .env("SSH_ASKPASS", "")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for setting in CONFIG {
+            command.arg("-c").arg(setting);
+        }
+        command.arg("--git-dir").arg(&self.repo).args(args);
+        command
     }
 
     /// The error for a failed call, with stderr scrubbed of every credential.

@@ -202,13 +202,17 @@ impl GitCache {
             credentials,
             remote,
         };
-        let checkout = CommitCheckout { git, sha, lock };
-        {
-            let _guard = checkout.lock.lock().await;
-            fetch::ensure_bare(&checkout.git).await?;
-            fetch::ensure_commit(&checkout.git, &checkout.sha, 1).await?;
-        }
-        Ok(checkout)
+        let guard = lock.lock().await;
+        fetch::ensure_bare(&git).await?;
+        fetch::ensure_commit(&git, &sha, 1).await?;
+        // An annotated tag's push names the tag object: build the commit it points to.
+        let peeled = format!("{sha}^{{commit}}");
+        let commit = git
+            .run("resolve the commit", &["rev-parse", "--verify", &peeled])
+            .await?;
+        let sha = String::from_utf8_lossy(&commit).trim().to_owned();
+        drop(guard);
+        Ok(CommitCheckout { git, sha, lock })
     }
 
     fn lock_for(&self, repo: &Path) -> Arc<Mutex<()>> {
@@ -248,7 +252,8 @@ impl std::fmt::Debug for CommitCheckout {
 }
 
 impl CommitCheckout {
-    /// The commit (lowercase hex).
+    /// The commit (lowercase hex). When the hook named an annotated tag object, this is the
+    /// commit the tag points to: use it as the build's SHA.
     pub fn sha(&self) -> &str {
         &self.sha
     }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use super::{checked, ignored, invalid};
+use super::{ParseError, checked, ignored, invalid};
 use crate::event::{
     HookEvent, HookKind, ParsedHook, PullRequestInfo, branch_of, is_zero_sha, tag_of,
 };
@@ -221,5 +221,3 @@ pub(crate) fn pull_event(
     };
     checked(event, what)
 }
-
-use super::ParseError;
