@@ -65,9 +65,10 @@ async fn file_url_fetches_one_commit_shallow_and_reads_the_config() {
         assert_eq!(shallow.trim(), c);
         let count = git(checkout.repo_dir(), &["rev-list", "--count", &c]);
         assert_eq!(count, "1");
-        // A second fetch of the same commit reuses the cache.
+        // A second fetch of the same commit reuses the cache (credentials are not needed
+        // for file:// and do no harm).
         let again = cache
-            .fetch_commit(&repo.file_url(), &c, None)
+            .fetch_commit(&repo.file_url(), &c, Some(credentials()))
             .await
             .unwrap();
         assert_eq!(again.repo_dir(), checkout.repo_dir());
