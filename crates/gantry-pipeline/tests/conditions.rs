@@ -227,3 +227,47 @@ fn a_skipped_pipeline_is_still_checked() {
     let diagnostics = common::compile_err(source, &push_to_main());
     assert_eq!(names(&diagnostics), ["unknown-variable"]);
 }
+
+#[test]
+fn empty_when_and_empty_status_are_errors() {
+    let empty_when =
+        "steps:\n  - name: a\n    image: alpine\n    when: []\n    commands: [\"true\"]\n";
+    assert_eq!(names(&lint(empty_when)), ["invalid-value"]);
+    let pipeline_when =
+        "when: []\nsteps:\n  - name: a\n    image: alpine\n    commands: [\"true\"]\n";
+    assert_eq!(names(&lint(pipeline_when)), ["invalid-value"]);
+    let empty_status = step_with_when("      status: []\n");
+    assert_eq!(names(&lint(&empty_status)), ["invalid-value"]);
+}
+
+#[test]
+fn skipped_pipelines_are_not_checked_against_this_builds_secrets() {
+    let source = "name: ci
+steps:
+  - name: a
+    image: alpine
+    commands: [\"true\"]
+---
+name: release
+when:
+  event: tag
+steps:
+  - name: publish
+    image: plugins/docker
+    settings:
+      password:
+        from_secret: registry_password
+";
+    let ctx = ctx_with(|c| c.secrets = Some(Default::default()));
+    let compiled = compile_with(source, &ctx);
+    assert_eq!(compiled.skipped[0].name, "release");
+    let tag = ctx_with(|c| {
+        c.event = "tag".into();
+        c.tag = "v1".into();
+        c.secrets = Some(Default::default());
+    });
+    assert_eq!(
+        names(&common::compile_err(source, &tag)),
+        ["unknown-secret"]
+    );
+}

@@ -196,3 +196,86 @@ fn drone_only_fields_that_gantry_ignores_are_warnings() {
         ["ignored-field", "ignored-field", "ignored-field"]
     );
 }
+
+fn drone_pipeline(name: &str, extra: &str) -> String {
+    format!(
+        "---\nkind: pipeline\nname: {name}\n{extra}steps:\n  - name: a\n    image: alpine\n    commands: [\"true\"]\n"
+    )
+}
+
+#[test]
+fn pipeline_depends_on_orders_plans_and_trigger_status_sets_run_on() {
+    let source = [
+        drone_pipeline("build", ""),
+        drone_pipeline("deploy", "depends_on: [build]\n"),
+        drone_pipeline(
+            "notify",
+            "depends_on: [build, deploy]\ntrigger:\n  status: [success, failure]\n",
+        ),
+    ]
+    .concat();
+    let compiled = drone_ok(&source);
+    let by_name = |n: &str| {
+        compiled
+            .plans
+            .iter()
+            .find(|p| p.name == n)
+            .expect("plan")
+            .clone()
+    };
+    assert!(by_name("build").depends_on.is_empty());
+    assert_eq!(by_name("deploy").depends_on, ["build"]);
+    assert_eq!(by_name("notify").depends_on, ["build", "deploy"]);
+    assert_eq!(
+        by_name("notify").run_on,
+        RunOn {
+            success: true,
+            failure: true
+        }
+    );
+    assert_eq!(by_name("deploy").run_on, RunOn::default());
+}
+
+#[test]
+fn a_skipped_dependency_is_replaced_by_its_own_dependencies() {
+    let source = [
+        drone_pipeline("build", ""),
+        drone_pipeline("release", "depends_on: [build]\ntrigger:\n  event: [tag]\n"),
+        drone_pipeline("announce", "depends_on: [release]\n"),
+    ]
+    .concat();
+    let compiled = drone_ok(&source);
+    assert_eq!(compiled.skipped[0].name, "release");
+    let announce = compiled.plans.iter().find(|p| p.name == "announce");
+    assert_eq!(announce.expect("announce runs").depends_on, ["build"]);
+}
+
+#[test]
+fn unknown_pipelines_and_pipeline_cycles_are_errors() {
+    let unknown = [
+        drone_pipeline("a", "depends_on: [bulid]\n"),
+        drone_pipeline("build", ""),
+    ]
+    .concat();
+    let diagnostics = common::lint_file(".drone.yml", &unknown);
+    assert_eq!(names(&diagnostics), ["unknown-dependency"]);
+    assert!(
+        diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("build")
+    );
+    let cycle = [
+        drone_pipeline("a", "depends_on: [b]\n"),
+        drone_pipeline("b", "depends_on: [a]\n"),
+    ]
+    .concat();
+    let diagnostics = common::lint_file(".drone.yml", &cycle);
+    assert_eq!(names(&diagnostics), ["dependency-cycle"]);
+    assert!(
+        diagnostics[0].message.contains("a -> b -> a"),
+        "{}",
+        diagnostics[0].message
+    );
+}

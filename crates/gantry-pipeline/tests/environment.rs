@@ -264,3 +264,91 @@ fn drone_event_names_follow_drone() {
     assert_eq!(step.environment["CI_BUILD_EVENT"], "manual");
     assert_eq!(step.environment["DRONE_BUILD_EVENT"], "custom");
 }
+
+#[test]
+fn build_status_names_are_left_to_the_runtime() {
+    let step = only_step(
+        "steps:\n  - name: a\n    image: alpine\n    commands:\n      - echo ${CI_BUILD_STATUS} ${DRONE_BUILD_STATUS} ${CI_PIPELINE_STATUS:-x}\n",
+    );
+    assert_eq!(
+        step.commands,
+        ["echo ${CI_BUILD_STATUS} ${DRONE_BUILD_STATUS} ${CI_PIPELINE_STATUS:-x}"]
+    );
+    for place in [
+        "    image: \"alpine:${CI_BUILD_STATUS}\"\n    commands: [\"true\"]\n",
+        "    image: alpine\n    environment:\n      S: \"${DRONE_BUILD_STATUS}\"\n    commands: [\"true\"]\n",
+        "    image: plugins/slack\n    settings:\n      text: \"${CI_PIPELINE_STATUS}\"\n",
+    ] {
+        let source = format!("steps:\n  - name: a\n{place}");
+        let diagnostics = lint(&source);
+        assert_eq!(names(&diagnostics), ["unknown-variable"], "{place}");
+        assert!(
+            diagnostics[0].message.contains("only known at run time"),
+            "{}",
+            diagnostics[0].message
+        );
+    }
+}
+
+#[test]
+fn nested_defaults_substitute() {
+    let step = only_step(
+        "steps:\n  - name: a\n    image: alpine\n    commands:\n      - echo ${NOPE:-${CI_BUILD_NUMBER}} ${NOPE:-${ALSO:-none}}\n",
+    );
+    assert_eq!(step.commands, ["echo 42 none"]);
+    let bad =
+        "steps:\n  - name: a\n    image: alpine\n    commands:\n      - echo ${NOPE:-${ALSO}}\n";
+    assert_eq!(names(&lint(bad)), ["unknown-variable"]);
+}
+
+#[test]
+fn settings_that_become_the_same_variable_are_reported() {
+    for (a, b) in [("foo-bar", "foo_bar"), ("Foo", "foo")] {
+        let source = format!(
+            "steps:\n  - name: p\n    image: plugins/x\n    settings:\n      {a}: 1\n      {b}: 2\n"
+        );
+        let diagnostics = lint(&source);
+        assert_eq!(names(&diagnostics), ["duplicate-key"], "{a} {b}");
+        assert!(diagnostics[0].message.contains("PLUGIN_FOO"));
+    }
+    let list = "steps:\n  - name: a\n    image: alpine\n    environment:\n      - A=1\n      - A=2\n    commands: [\"true\"]\n";
+    assert_eq!(names(&lint(list)), ["duplicate-key"]);
+}
+
+#[test]
+fn extra_variables_are_substituted_and_win_over_the_file() {
+    let source = "environment:\n  MODE: file\nsteps:\n  - name: a\n    image: alpine\n    commands:\n      - echo ${MODE} ${TARGET}\n";
+    let ctx = CompileContext {
+        extra_env: [
+            ("TARGET".to_string(), "arm64".to_string()),
+            ("MODE".to_string(), "cli".to_string()),
+        ]
+        .into(),
+        ..push_to_main()
+    };
+    let step = compile_with(source, &ctx).plans[0].steps[1].clone();
+    assert_eq!(step.environment["TARGET"], "arm64");
+    assert_eq!(step.environment["MODE"], "cli");
+    // `MODE` is the step's own variable: the shell expands it; `TARGET` is substituted.
+    assert_eq!(step.commands, ["echo ${MODE} arm64"]);
+}
+
+#[test]
+fn drone_semver_names_only_for_semver_tags() {
+    let tag = |name: &str| CompileContext {
+        event: "tag".into(),
+        tag: name.into(),
+        git_ref: format!("refs/tags/{name}"),
+        ..push_to_main()
+    };
+    let source = "steps:\n  - name: a\n    image: alpine\n    commands: [\"true\"]\n";
+    let env = compile_with(source, &tag("v1.4.2")).plans[0].steps[1]
+        .environment
+        .clone();
+    assert_eq!(env["DRONE_SEMVER"], "1.4.2");
+    assert_eq!(env["DRONE_SEMVER_MINOR"], "4");
+    let env = compile_with(source, &tag("nightly")).plans[0].steps[1]
+        .environment
+        .clone();
+    assert!(env.keys().all(|k| !k.starts_with("DRONE_SEMVER")));
+}

@@ -241,3 +241,60 @@ steps:
 ";
     assert!(lint(source).is_empty(), "{:?}", lint(source));
 }
+
+#[test]
+fn approval_steps_refuse_container_and_retry_fields() {
+    for field in [
+        "timeout: 1h",
+        "retries: 1",
+        "environment: {A: b}",
+        "volumes: [\"c:/c\"]",
+        "privileged: true",
+        "resources: {memory: 1GiB}",
+        "pull: always",
+        "failure: ignore",
+    ] {
+        let source = format!("steps:\n  - name: ok\n    approval: true\n    {field}\n");
+        let diagnostics = lint(&source);
+        assert_eq!(names(&diagnostics), ["conflicting-fields"], "{field}");
+        if field.starts_with("timeout") {
+            let help = diagnostics[0].help.as_deref().unwrap_or("");
+            assert!(help.contains("approval: {timeout"), "{help}");
+        }
+    }
+}
+
+#[test]
+fn detached_steps_refuse_retries_and_timeout() {
+    for field in ["retries: 2", "timeout: 10m"] {
+        let source = format!(
+            "steps:\n  - name: bg\n    image: alpine\n    detach: true\n    {field}\n    commands: [\"true\"]\n"
+        );
+        assert_eq!(names(&lint(&source)), ["conflicting-fields"], "{field}");
+    }
+}
+
+#[test]
+fn images_are_checked_after_substitution() {
+    let image = |text: &str| {
+        format!("steps:\n  - name: a\n    image: \"{text}\"\n    commands: [\"true\"]\n")
+    };
+    for bad in [
+        "${CI_COMMIT_TAG}",
+        "Alpine",
+        "alpine 3",
+        "team/../app",
+        "alpine:",
+    ] {
+        let diagnostics = common::compile_err(&image(bad), &push_to_main());
+        assert_eq!(names(&diagnostics), ["invalid-value"], "{bad}");
+        assert!(diagnostics[0].message.starts_with("image"), "{bad}");
+    }
+    let ok = compile_ok(&image(
+        "registry.example.com:5000/acme/app:${CI_BUILD_NUMBER}",
+    ));
+    assert_eq!(
+        ok.plans[0].steps[1].image,
+        "registry.example.com:5000/acme/app:42"
+    );
+}

@@ -135,3 +135,86 @@ fn truncating_the_examples_anywhere_never_panics() {
         }
     }
 }
+
+const STEP: &str = "steps:\n  - name: a\n    image: alpine\n    commands: [\"true\"]\n";
+
+#[test]
+fn more_than_64_documents_are_refused() {
+    let source = (0..65)
+        .map(|i| format!("---\nname: p{i}\n{STEP}"))
+        .collect::<String>();
+    assert_eq!(names(&lint(&source)), ["too-many-entries"]);
+}
+
+#[test]
+fn a_matrix_that_multiplies_past_10000_steps_is_refused() {
+    let values: Vec<String> = (0..256).map(|i| format!("v{i}")).collect();
+    let mut source = format!("matrix:\n  V: [{}]\nsteps:\n", values.join(", "));
+    for i in 0..50 {
+        source.push_str(&format!(
+            "  - name: s{i}\n    image: alpine\n    commands: [\"true\"]\n"
+        ));
+    }
+    assert_eq!(names(&lint(&source)), ["too-many-steps"]);
+    let compiled = common::compile_file(".pipeline.yml", &source, &common::push_to_main());
+    assert_eq!(
+        names(&compiled.expect_err("too many steps")),
+        ["too-many-steps"]
+    );
+}
+
+#[test]
+fn maps_with_more_than_1000_entries_are_refused() {
+    for (key, form) in [
+        ("environment", "      V{i}: x\n"),
+        ("environment", "      - V{i}=x\n"),
+        ("settings", "      s{i}: x\n"),
+    ] {
+        let entries: String = (0..1001)
+            .map(|i| form.replace("{i}", &i.to_string()))
+            .collect();
+        let body = if key == "settings" {
+            "    image: plugins/x\n".to_string()
+        } else {
+            "    image: alpine\n    commands: [\"true\"]\n".to_string()
+        };
+        let source = format!("steps:\n  - name: a\n{body}    {key}:\n{entries}");
+        assert_eq!(names(&lint(&source)), ["too-many-entries"], "{key} {form}");
+    }
+    let labels: String = (0..5000).map(|i| format!("  l{i}: x\n")).collect();
+    assert_eq!(
+        names(&lint(&format!("labels:\n{labels}{STEP}"))),
+        ["too-many-entries"]
+    );
+}
+
+#[test]
+fn many_failure_handlers_and_long_unknown_words_are_handled() {
+    let mut source = String::from(
+        "steps:\n  - name: first\n    image: alpine\n    depends_on: []\n    commands: [\"true\"]\n",
+    );
+    for i in 0..900 {
+        source.push_str(&format!(
+            "  - name: h{i}\n    image: alpine\n    when: {{status: [failure]}}\n    commands: [\"true\"]\n"
+        ));
+    }
+    assert!(lint(&source).is_empty());
+    // A long word is not compared with every candidate (the distance costs the product
+    // of the lengths): no suggestion, still a clear error.
+    let long_value = format!(
+        "steps:\n  - name: a\n    image: alpine\n    pull: {}\n    commands: [\"true\"]\n",
+        "k".repeat(100_000)
+    );
+    let diagnostics = lint(&long_value);
+    assert_eq!(names(&diagnostics), ["invalid-value"]);
+}
+
+#[test]
+fn control_characters_in_the_file_never_reach_the_terminal_raw() {
+    let source = "steps:\n  - name: \"a\\e[31m\"\n    image: alpine\n    commands: [\"true\"]\n";
+    let diagnostics = lint(source);
+    assert_eq!(names(&diagnostics), ["invalid-name"]);
+    let rendered = common::render(&diagnostics, source);
+    assert!(!rendered.contains('\u{1b}'), "{rendered:?}");
+    assert!(rendered.contains("\\u{1b}"), "{rendered}");
+}

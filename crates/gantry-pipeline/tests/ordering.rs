@@ -275,3 +275,34 @@ fn levels_show_parallel_branches() {
         vec![vec!["clone"], vec!["a", "b"], vec!["c"]]
     );
 }
+
+#[test]
+fn a_cycle_made_by_stages_and_depends_on_is_reported() {
+    let source = "stages: [build, test]
+steps:
+  - name: compile
+    stage: build
+    image: alpine
+    depends_on: [check]
+    commands: [\"true\"]
+  - name: check
+    stage: test
+    image: alpine
+    commands: [\"true\"]
+";
+    let diagnostics = lint(source);
+    assert_eq!(names(&diagnostics), ["dependency-cycle"]);
+    let message = &diagnostics[0].message;
+    assert!(
+        message.contains("compile") && message.contains("check"),
+        "{message}"
+    );
+    assert_eq!(diagnostics[0].path, "steps[0].depends_on[0]");
+    assert!(
+        diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("later stage")
+    );
+}
