@@ -5,7 +5,8 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::Store;
@@ -97,6 +98,12 @@ pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn St
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let connect_options =
             PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+        // One direct attempt first: a pool retries until its timeout, which would turn
+        // "connection refused" or a bad password into a slow, vague failure.
+        let probe = PgConnection::connect_with(&connect_options)
+            .await
+            .map_err(|e| invalid(format!("cannot connect: {e}")))?;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))

@@ -62,7 +62,8 @@ pub use tokens::{
 /// Everything the server persists: one object, shared as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    RepoStore
+    std::fmt::Debug
+    + RepoStore
     + BuildStore
     + LogStore
     + QueueStore
