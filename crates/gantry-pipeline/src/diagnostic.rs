@@ -79,7 +79,7 @@ codes! {
     UntrustedPrivileged = "E017", "untrusted-privileged", "`privileged` in a repository that is not trusted.";
     UntrustedVolume = "E018", "untrusted-volume", "A host volume in a repository that is not trusted.";
     ReservedEnv = "E019", "reserved-env", "`environment` sets a name reserved for Gantry.";
-    TooManySteps = "E020", "too-many-steps", "More than 1,000 steps.";
+    TooManySteps = "E020", "too-many-steps", "More than 1,000 steps in a pipeline, or more than 10,000 over all plans of a file.";
     UnknownSecret = "E021", "unknown-secret", "`from_secret` names a secret the repository does not have.";
     UnknownStage = "E022", "unknown-stage", "`stage` names no entry of `stages`.";
     InvalidPath = "E023", "invalid-path", "A workspace or volume path is relative, contains `..` or NUL.";
