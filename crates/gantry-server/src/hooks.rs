@@ -1,0 +1,1 @@
+//! `POST /hooks/{forge}`: verified webhooks become builds.
