@@ -156,9 +156,11 @@ async fn through_runtime(script: &str, secrets: BTreeMap<String, String>) -> (u6
     let (sink_bytes, sink_lines) = (Arc::clone(&bytes), Arc::clone(&lines));
     let plan = plan(vec![step("print", &[script.to_owned()], None)]);
     let took = run_plan(&plan, secrets, move |event| {
-        if let RunEvent::Log(line) = event {
-            sink_bytes.fetch_add(line.text.len() as u64 + 1, Ordering::Relaxed);
-            sink_lines.fetch_add(1, Ordering::Relaxed);
+        if let RunEvent::Logs(batch) = event {
+            // Text plus one newline per line, as the command wrote it.
+            let bytes = batch.text_len() + batch.len();
+            sink_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            sink_lines.fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
     })
     .await;
@@ -200,7 +202,9 @@ async fn throughput() {
     ];
     let rss_before = vm_hwm_kib();
     println!("log throughput: {LINES} lines through the runtime into a counting sink");
-    for (label, script) in &workloads {
+    // `bench_local throughput short|100`: only the workloads whose label contains it.
+    let only = std::env::args().nth(2).unwrap_or_default();
+    for (label, script) in workloads.iter().filter(|(l, _)| l.contains(only.as_str())) {
         let (raw_bytes, raw_took) = raw_pipe(script);
         let (bytes, lines, took) = through_runtime(script, BTreeMap::new()).await;
         let (masked_bytes, _, masked_took) = through_runtime(script, secrets.clone()).await;

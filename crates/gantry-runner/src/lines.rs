@@ -33,35 +33,32 @@ impl LineAssembler {
         }
     }
 
-    /// Adds `data` and appends every line it completes to `out` (without line ending,
+    /// Adds `data` and hands every line it completes to `emit` (without line ending,
     /// masked).
-    pub fn push(&mut self, data: &[u8], masker: &Masker, out: &mut Vec<String>) {
+    pub fn push(&mut self, data: &[u8], masker: &Masker, mut emit: impl FnMut(&str)) {
         self.pending.extend_from_slice(data);
-        let mut start = 0;
         // Only the new bytes can hold a newline: earlier ones were scanned already.
-        let mut scan_from = self.pending.len() - data.len();
-        while let Some(pos) = self.pending[scan_from..].iter().position(|&b| b == b'\n') {
-            let end = scan_from + pos;
-            out.push(finish_line(&self.pending[start..end], masker));
-            start = end + 1;
-            scan_from = start;
+        let scan_from = self.pending.len() - data.len();
+        if let Some(last) = self.pending[scan_from..].iter().rposition(|&b| b == b'\n') {
+            let end = scan_from + last;
+            emit_lines(&self.pending[..end], masker, &mut emit);
+            self.pending.drain(..=end);
         }
-        self.pending.drain(..start);
         // Bytes that may begin a secret completed by the next chunk stay pending, so a
         // line is cut only once more than `hold_back` bytes follow the cut.
         let hold_back = masker.longest_pattern().saturating_sub(1);
         while self.pending.len() >= self.max_line + hold_back {
             let cut = self.cut_point(masker);
             let piece: Vec<u8> = self.pending.drain(..cut).collect();
-            out.push(finish_line(&piece, masker));
+            finish_line(&piece, masker, &mut emit);
         }
     }
 
     /// Hands out the last line if the output did not end with a newline.
-    pub fn finish(&mut self, masker: &Masker, out: &mut Vec<String>) {
+    pub fn finish(&mut self, masker: &Masker, mut emit: impl FnMut(&str)) {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
-            out.push(finish_line(&rest, masker));
+            finish_line(&rest, masker, &mut emit);
         }
     }
 
@@ -94,13 +91,33 @@ fn back_to_char_boundary(buf: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// Decodes one line (dropping a CR of a CR LF ending) and masks it.
-fn finish_line(raw: &[u8], masker: &Masker) -> String {
+/// Hands out the newline-separated lines of `region` (complete lines without the last
+/// newline). Nearly always the whole region is valid UTF-8 and holds no secret, which two
+/// passes over it establish; then lines are handed out as they are, with no per-line work
+/// but the split.
+fn emit_lines(region: &[u8], masker: &Masker, emit: &mut impl FnMut(&str)) {
+    let clean = masker.is_empty() || !masker.contains_secret(region);
+    match std::str::from_utf8(region) {
+        Ok(text) if clean => {
+            for line in text.split('\n') {
+                emit(line.strip_suffix('\r').unwrap_or(line));
+            }
+        }
+        _ => {
+            for raw in region.split(|&b| b == b'\n') {
+                finish_line(raw, masker, emit);
+            }
+        }
+    }
+}
+
+/// Decodes one line (dropping a CR of a CR LF ending), masks it and hands it out.
+fn finish_line(raw: &[u8], masker: &Masker, emit: &mut impl FnMut(&str)) {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     // Valid UTF-8 (nearly every line) takes the fast validator, not the lossy decoder.
     match std::str::from_utf8(raw) {
-        Ok(text) => masker.mask(text).into_owned(),
-        Err(_) => masker.mask(&String::from_utf8_lossy(raw)).into_owned(),
+        Ok(text) => emit(&masker.mask(text)),
+        Err(_) => emit(&masker.mask(&String::from_utf8_lossy(raw))),
     }
 }
 
@@ -112,9 +129,9 @@ mod tests {
         let mut assembler = LineAssembler::new(max_line);
         let mut out = Vec::new();
         for chunk in chunks {
-            assembler.push(chunk, masker, &mut out);
+            assembler.push(chunk, masker, |line| out.push(line.to_owned()));
         }
-        assembler.finish(masker, &mut out);
+        assembler.finish(masker, |line| out.push(line.to_owned()));
         out
     }
 
@@ -205,5 +222,28 @@ mod tests {
         let chunks: Vec<&[u8]> = text.chunks(1).collect();
         let lines = assemble(&chunks, 1024, &masker);
         assert_eq!(lines, ["a ******** b", "second", "third"]);
+    }
+
+    #[test]
+    fn sec_09_a_chunk_of_many_lines_masks_only_the_line_with_the_secret() {
+        let masker = Masker::new(["hunter2"]);
+        let lines = assemble(
+            &[b"one\ntwo hunter2\r\nthree\n\xffhunter2\nlast"],
+            1024,
+            &masker,
+        );
+        assert_eq!(
+            lines,
+            ["one", "two ********", "three", "\u{fffd}********", "last"]
+        );
+    }
+
+    #[test]
+    fn a_chunk_of_clean_lines_comes_out_unchanged() {
+        let masker = Masker::new(["hunter2"]);
+        let text: String = (0..500).map(|n| format!("line {n}\r\n")).collect();
+        let lines = assemble(&[text.as_bytes()], 1024, &masker);
+        assert_eq!(lines.len(), 500);
+        assert_eq!(lines[499], "line 499");
     }
 }

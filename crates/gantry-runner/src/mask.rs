@@ -86,6 +86,15 @@ impl Masker {
         )
     }
 
+    /// True when `haystack` contains a secret. Patterns hold no newline, so a text of many
+    /// lines without a secret has no line with one: one search can clear a whole chunk.
+    pub fn contains_secret(&self, haystack: &[u8]) -> bool {
+        match &self.finder {
+            Some(finder) => finder.is_match(haystack),
+            None => !self.is_empty() && !self.search_one_by_one(haystack).is_empty(),
+        }
+    }
+
     /// Byte ranges of `haystack` covered by a secret, sorted, overlaps merged.
     pub(crate) fn secret_ranges(&self, haystack: &[u8]) -> Vec<Range<usize>> {
         let mut found: Vec<Range<usize>> = match &self.finder {

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::OutputStream;
+use crate::log_batch::LogBatch;
 
 /// Where a step is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,28 +89,13 @@ impl StepReport {
     }
 }
 
-/// One line of a step's output, already masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    /// Step (or service) name.
-    pub step: String,
-    /// Line number within the step, from 1 (continues across retries).
-    pub number: u64,
-    /// Stream it was written to.
-    pub stream: OutputStream,
-    /// The text, masked, without its line ending.
-    pub text: String,
-    /// Milliseconds since the step's first attempt started.
-    pub elapsed_ms: u64,
-}
-
 /// Something a run reports while it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunEvent {
     /// A step changed state.
     Step(StepReport),
-    /// A step wrote a line.
-    Log(LogLine),
+    /// A step wrote lines.
+    Logs(LogBatch),
 }
 
 /// How a whole pipeline ended.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::time::{Duration, SystemTime};
 
-use gantry_runner::{LogLine, RunEvent, StepReport, StepStatus};
+use gantry_runner::{LogBatch, RunEvent, StepReport, StepStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const PALETTE: [u8; 6] = [36, 35, 34, 33, 32, 96];
@@ -73,13 +73,27 @@ impl Printer {
     /// Handles one event from the runtime.
     pub fn event(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::Log(line) => self.log(line),
+            RunEvent::Logs(batch) => self.log(batch),
             RunEvent::Step(report) => self.step(report),
         }
     }
 
-    fn log(&self, line: &LogLine) {
-        self.line(&format!("{} {}", self.prefix(&line.step), line.text));
+    /// Prints a batch of lines at once (one write, one pause of the live area).
+    fn log(&self, batch: &LogBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let prefix = self.prefix(batch.step());
+        let mut text = String::with_capacity(batch.text_len() + batch.len() * (prefix.len() + 2));
+        for (i, line) in batch.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(&prefix);
+            text.push(' ');
+            text.push_str(line.text);
+        }
+        self.line(&text);
     }
 
     fn step(&mut self, report: &StepReport) {

@@ -255,6 +255,8 @@ pub fn plan(services: Vec<Step>, steps: Vec<Step>) -> Plan {
         workspace: WORKSPACE.to_string(),
         services,
         steps,
+        depends_on: Vec::new(),
+        run_on: RunOn::default(),
     }
 }
 
@@ -263,8 +265,10 @@ pub fn lines_of(events: &[RunEvent], step: &str) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            RunEvent::Log(line) if line.step == step => Some(line.text.clone()),
+            RunEvent::Logs(batch) if batch.step() == step => Some(batch.iter()),
             _ => None,
         })
+        .flatten()
+        .map(|line| line.text.to_string())
         .collect()
 }

@@ -13,11 +13,25 @@ use gantry_runner::{
 };
 use tokio::sync::Notify;
 
+/// What a step's output does after its scripted chunks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AfterOutput {
+    /// It ends.
+    #[default]
+    Ends,
+    /// It stays open without another byte, until the runtime stops reading.
+    StaysOpen,
+    /// It yields empty chunks, always ready, until the runtime stops reading.
+    KeepsFlowing,
+}
+
 /// How one step behaves.
 #[derive(Debug, Clone)]
 pub struct StepScript {
     /// Output, chunk by chunk.
     pub chunks: Vec<LogChunk>,
+    /// What the output does after `chunks`.
+    pub after_output: AfterOutput,
     /// How it ends.
     pub exit: StepExit,
     /// `start_step` fails with this.
@@ -30,6 +44,7 @@ impl Default for StepScript {
     fn default() -> Self {
         Self {
             chunks: Vec::new(),
+            after_output: AfterOutput::Ends,
             exit: StepExit {
                 code: 0,
                 oom_killed: false,
@@ -173,10 +188,21 @@ impl Backend for FakeBackend {
     }
 
     async fn logs(&self, _id: &WorkflowId, step: &Step) -> Result<LogStream, BackendError> {
-        let chunks = self.script_of(&step.name).chunks;
-        Ok(Box::pin(futures_util::stream::iter(
-            chunks.into_iter().map(Ok),
-        )))
+        use futures_util::StreamExt as _;
+        let script = self.script_of(&step.name);
+        let chunks = futures_util::stream::iter(script.chunks.into_iter().map(Ok));
+        Ok(match script.after_output {
+            AfterOutput::Ends => Box::pin(chunks),
+            AfterOutput::StaysOpen => Box::pin(chunks.chain(futures_util::stream::pending())),
+            AfterOutput::KeepsFlowing => {
+                Box::pin(chunks.chain(futures_util::stream::repeat_with(|| {
+                    Ok(LogChunk {
+                        stream: OutputStream::Stdout,
+                        data: Vec::new(),
+                    })
+                })))
+            }
+        })
     }
 
     async fn wait_step(&self, _id: &WorkflowId, step: &Step) -> Result<StepExit, BackendError> {

@@ -87,19 +87,20 @@ impl Finished {
     }
 
     /// Log lines of `step`, in order.
-    pub fn lines(&self, step: &str) -> Vec<&LogLine> {
+    pub fn lines(&self, step: &str) -> Vec<LogLine<'_>> {
         self.events
             .iter()
             .filter_map(|e| match e {
-                RunEvent::Log(line) if line.step == step => Some(line),
+                RunEvent::Logs(batch) if batch.step() == step => Some(batch.iter()),
                 _ => None,
             })
+            .flatten()
             .collect()
     }
 
     /// Log texts of `step`, in order.
     pub fn texts(&self, step: &str) -> Vec<&str> {
-        self.lines(step).iter().map(|l| l.text.as_str()).collect()
+        self.lines(step).iter().map(|l| l.text).collect()
     }
 
     /// Every log text of the run, joined by newlines.
@@ -108,9 +109,10 @@ impl Finished {
             .events
             .iter()
             .filter_map(|e| match e {
-                RunEvent::Log(line) => Some(line.text.as_str()),
+                RunEvent::Logs(batch) => Some(batch.iter().map(|l| l.text)),
                 _ => None,
             })
+            .flatten()
             .collect();
         texts.join("\n")
     }
