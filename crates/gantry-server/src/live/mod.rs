@@ -1,0 +1,33 @@
+//! Live log and event fan-out, and the websocket routes that follow it.
+
+mod hub;
+pub mod lookup;
+mod stream;
+
+// The log and event handlers live under `api/` with the other routes' files but are
+// wired here, so the live routes stay one unit that the router merges.
+#[path = "../api/events.rs"]
+mod events_api;
+#[path = "../api/logs.rs"]
+mod logs_api;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use hub::{EventKind, Hub, LiveEvent, StepFeed};
+pub use stream::AfterQuery;
+
+use crate::state::AppState;
+
+/// The live routes (`/api/events`, a step's logs and their stream), merged into the
+/// server's router.
+pub fn routes() -> Router<AppState> {
+    let step = "/api/repos/{owner}/{name}/builds/{number}/steps/{step}";
+    Router::new()
+        .route("/api/events", get(events_api::follow_events))
+        .route(&format!("{step}/logs"), get(logs_api::step_logs))
+        .route(
+            &format!("{step}/logs/stream"),
+            get(stream::follow_step_logs),
+        )
+}

@@ -1,0 +1,66 @@
+//! Crash recovery at start: nothing stays `running` forever.
+//!
+//! After the previous server process died (even by `kill -9`), the work its in-process
+//! runner had claimed is lost: unstarted workflows go back to the queue, builds that had
+//! started end in `error` with a message saying why, and what their steps left on the
+//! backend (containers, networks, volumes, local workspaces) is removed.
+
+use gantry_store::{RecoveryRequest, now_ms};
+
+use crate::run::backend;
+use crate::state::AppState;
+
+/// The message interrupted builds, workflows and steps get.
+pub const INTERRUPTED_MESSAGE: &str = "the server stopped while this build ran (crash or \
+     kill); its steps were stopped and their containers removed: restart the build";
+
+/// Requeues unstarted work and ends interrupted builds, before the runner starts.
+pub async fn recover(state: &AppState) -> anyhow::Result<()> {
+    let request = RecoveryRequest {
+        now: now_ms(),
+        dead_runners: vec![backend::runner_id()],
+        message: INTERRUPTED_MESSAGE.into(),
+    };
+    let recovered = state.store.recover_interrupted(&request).await?;
+    if !recovered.requeued_items.is_empty() {
+        tracing::info!(
+            recovery.requeued = recovered.requeued_items.len(),
+            "put unstarted work back in the queue"
+        );
+        state.live.announce_work();
+    }
+    if recovered.interrupted.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        recovery.interrupted = recovered.interrupted.len(),
+        "builds interrupted by the last stop end in error"
+    );
+    if state.config.no_local_runner {
+        return Ok(()); // nothing of theirs ran here
+    }
+    let backend = match backend::open(&state.config).await {
+        Ok(backend) => backend,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "cannot reach the backend to remove what interrupted builds left");
+            return Ok(());
+        }
+    };
+    for build in &recovered.interrupted {
+        for workflow in &build.workflow_ids {
+            let id = backend::workflow_id(build.build_id, *workflow);
+            if let Err(error) = backend.destroy_workflow(&id).await {
+                tracing::warn!(workflow = %id, error = %error, "removing an interrupted workflow's objects failed");
+            }
+            let dir = backend::workspaces_dir(&state.config).join(format!("gantry-{id}"));
+            if dir.exists() {
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+            }
+        }
+    }
+    // Local workspaces whose owner process is gone (also those of never-recorded runs).
+    if let Err(error) = backend.reap_leftovers().await {
+        tracing::warn!(error = %error, "removing leftovers failed");
+    }
+    Ok(())
+}

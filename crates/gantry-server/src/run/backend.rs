@@ -1,0 +1,102 @@
+//! The backend the in-process runner uses, and the names it gives what it creates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use gantry_docker::{DockerBackend, DockerConfig};
+use gantry_runner::{Backend, LocalBackend, WorkflowId};
+
+use crate::config::{BackendChoice, ServerConfig};
+
+/// Extra labels for every Docker object, `key=value` pairs separated by commas (tests set
+/// `gantry.test=<id>` so they can reap what a server they started left).
+pub const DOCKER_LABELS_ENV: &str = "GANTRY_DOCKER_LABELS";
+
+/// The in-process runner's id: stable across restarts of this server on this host, so
+/// recovery knows which claimed work died with the previous process.
+pub fn runner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("server:{host}")
+}
+
+/// The backend-side id of a workflow: unique per server database.
+pub fn workflow_id(build_id: i64, workflow_id: i64) -> WorkflowId {
+    WorkflowId(format!("b{build_id}-w{workflow_id}"))
+}
+
+/// Where the local backend makes workflow directories.
+pub fn workspaces_dir(config: &ServerConfig) -> PathBuf {
+    config.data_dir.join("workspaces")
+}
+
+/// Connects the configured backend (Docker must answer; the local one needs its
+/// workspace directory).
+pub async fn open(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
+    match config.backend {
+        BackendChoice::Docker => {
+            let docker = DockerConfig {
+                extra_labels: labels_from_env()?,
+                owner: runner_id(),
+                ..DockerConfig::default()
+            };
+            let backend = DockerBackend::connect(docker).await.context(
+                "the docker backend needs a Docker engine; start one or use `--backend local`",
+            )?;
+            Ok(Arc::new(backend))
+        }
+        BackendChoice::Local => {
+            let dir = workspaces_dir(config);
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!(
+                    "creating the workspace directory {}; check it is writable",
+                    dir.display()
+                )
+            })?;
+            Ok(Arc::new(LocalBackend::with_temp_workspaces(dir)))
+        }
+    }
+}
+
+fn labels_from_env() -> anyhow::Result<BTreeMap<String, String>> {
+    let Ok(text) = std::env::var(DOCKER_LABELS_ENV) else {
+        return Ok(BTreeMap::new());
+    };
+    parse_labels(&text).map_err(|e| anyhow::anyhow!("{DOCKER_LABELS_ENV}: {e}"))
+}
+
+/// Parses `key=value,key2=value2`.
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_string(), value.trim().to_string()))
+            }
+            _ => Err(format!("`{pair}` is not `key=value`")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_and_bad_pairs_are_named() {
+        let labels = parse_labels("gantry.test=abc, team=ci").unwrap();
+        assert_eq!(labels["gantry.test"], "abc");
+        assert_eq!(labels["team"], "ci");
+        assert!(parse_labels("novalue").unwrap_err().contains("novalue"));
+    }
+
+    #[test]
+    fn workflow_ids_name_build_and_workflow() {
+        assert_eq!(workflow_id(12, 3).0, "b12-w3");
+    }
+}

@@ -1,0 +1,211 @@
+//! The scheduler and the in-process runner: claims queued workflows under a lease, runs
+//! them with [`gantry_runner::Runtime`], and writes what happens to the store and the hub.
+
+mod approver;
+pub mod backend;
+mod finish;
+pub mod plan;
+mod workflow;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use gantry_runner::Backend;
+use gantry_store::{RunStatus, Step, now_ms};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::live::{EventKind, LiveEvent};
+use crate::state::AppState;
+
+pub use finish::finish_build;
+pub use writer::step_status;
+
+/// How long a claim holds a workflow without being extended.
+pub const LEASE_MS: i64 = 60_000;
+/// Environment variable: how many workflows the in-process runner runs at once.
+pub const CAPACITY_ENV: &str = "GANTRY_RUNNER_CAPACITY";
+/// Workflows run at once when `GANTRY_RUNNER_CAPACITY` is unset.
+pub const DEFAULT_CAPACITY: usize = 4;
+/// How often the runner looks at the queue when nobody announced work.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often expired leases (of runners that vanished) are put back in the queue.
+const REQUEUE_INTERVAL: Duration = Duration::from_secs(15);
+/// Claims of one workflow before it is given up.
+const MAX_ATTEMPTS: i64 = 3;
+
+/// Cancellation handles of the builds running in this process, by build id.
+#[derive(Debug, Clone, Default)]
+pub struct Cancels {
+    running: Arc<Mutex<HashMap<i64, (CancellationToken, usize)>>>,
+}
+
+impl Cancels {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, (CancellationToken, usize)>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Cancels a running build's steps; false when it runs nowhere in this process.
+    pub fn cancel(&self, build_id: i64) -> bool {
+        match self.lock().get(&build_id) {
+            Some((token, _)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The build's token, shared by its workflows running here; pair with `release`.
+    fn register(&self, build_id: i64) -> CancellationToken {
+        let mut running = self.lock();
+        let entry = running
+            .entry(build_id)
+            .or_insert_with(|| (CancellationToken::new(), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    /// One workflow of the build stopped running here.
+    fn release(&self, build_id: i64) {
+        let mut running = self.lock();
+        if let Some(entry) = running.get_mut(&build_id) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                running.remove(&build_id);
+            }
+        }
+    }
+
+    /// Builds running in this process.
+    pub fn running(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Who a workflow run belongs to: enough to write its statuses and announce them.
+#[derive(Debug, Clone)]
+pub struct RunTarget {
+    /// The in-process runner's id.
+    pub runner_id: String,
+    /// Repository id.
+    pub repo_id: i64,
+    /// `owner/name`.
+    pub repo: String,
+    /// Build id.
+    pub build_id: i64,
+    /// Build number.
+    pub build_number: i64,
+    /// Workflow id.
+    pub workflow_id: i64,
+    /// The workflow's steps.
+    pub steps: Vec<Step>,
+    /// Names of its approval steps.
+    pub approval_steps: Vec<String>,
+}
+
+impl RunTarget {
+    /// Tells `/api/events` followers that the build's status changed.
+    pub fn announce_build(&self, state: &AppState, status: RunStatus, error: Option<String>) {
+        state.live.publish_event(LiveEvent {
+            kind: EventKind::Build,
+            repo_id: self.repo_id,
+            repo: self.repo.clone(),
+            build: self.build_number,
+            step: None,
+            status,
+            error,
+        });
+    }
+}
+
+/// Starts the scheduler and the in-process runner in the background.
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let backend = match backend::open(&state.config).await {
+            Ok(backend) => backend,
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "the in-process runner cannot start; builds stay queued");
+                return;
+            }
+        };
+        tokio::spawn(requeue_expired(state.clone()));
+        claim_loop(state, backend).await;
+    });
+}
+
+fn capacity() -> usize {
+    std::env::var(CAPACITY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_CAPACITY)
+}
+
+/// Claims work while there is capacity, until the server shuts down.
+async fn claim_loop(state: AppState, backend: Arc<dyn Backend>) {
+    let runner_id = backend::runner_id();
+    let labels = BTreeMap::new();
+    let slots = Arc::new(Semaphore::new(capacity()));
+    tracing::info!(runner.id = %runner_id, runner.backend = backend.name(), "in-process runner started");
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            () = state.shutdown.cancelled() => return,
+        };
+        match state
+            .store
+            .claim_next(&runner_id, &labels, now_ms(), LEASE_MS)
+            .await
+        {
+            Ok(Some(item)) => {
+                let run = workflow::WorkflowRun::new(
+                    state.clone(),
+                    Arc::clone(&backend),
+                    runner_id.clone(),
+                );
+                tokio::spawn(async move {
+                    run.run(item).await;
+                    drop(slot);
+                });
+            }
+            Ok(None) => {
+                drop(slot);
+                wait_for_work(&state).await;
+            }
+            Err(error) => {
+                drop(slot);
+                tracing::error!(error = %error, "claiming queued work failed");
+                wait_for_work(&state).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_work(state: &AppState) {
+    tokio::select! {
+        () = state.live.work_announced() => {}
+        () = tokio::time::sleep(POLL_INTERVAL) => {}
+        () = state.shutdown.cancelled() => {}
+    }
+}
+
+/// Puts work of vanished runners back in the queue now and then.
+async fn requeue_expired(state: AppState) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(REQUEUE_INTERVAL) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        match state.store.requeue_expired(now_ms(), MAX_ATTEMPTS).await {
+            Ok(outcome) if !outcome.requeued.is_empty() => state.live.announce_work(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "requeueing expired work failed"),
+        }
+    }
+}

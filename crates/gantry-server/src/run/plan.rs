@@ -1,0 +1,132 @@
+//! Turning a stored workflow into the plan and secrets a run needs.
+
+use std::collections::BTreeMap;
+
+use gantry_pipeline::plan::{Plan, SecretEnv, StepKind};
+use gantry_store::{Repo, Workflow};
+
+use crate::config::BackendChoice;
+use crate::state::AppState;
+
+/// Secret names that hold a private repository's clone credentials.
+pub const NETRC_USERNAME_SECRET: &str = "netrc_username";
+/// The password or token of the clone credentials.
+pub const NETRC_PASSWORD_SECRET: &str = "netrc_password";
+/// The host the credentials are for (default: the clone URL's host).
+pub const NETRC_MACHINE_SECRET: &str = "netrc_machine";
+
+/// What the clone step runs on the local backend: the same exact-SHA checkout the clone
+/// image does, with the host's git.
+const LOCAL_CLONE_SCRIPT: [&str; 3] = [
+    "git init -q .",
+    "git fetch -q --depth=1 \"$CI_REPO_URL\" \"$CI_COMMIT_SHA\" || git fetch -q \"$CI_REPO_URL\"",
+    "git -c advice.detachedHead=false checkout -q \"$CI_COMMIT_SHA\"",
+];
+
+/// A plan ready to run, with the secret values it may use.
+#[derive(Debug)]
+pub struct PreparedRun {
+    /// The plan, checked and adapted to this server's backend.
+    pub plan: Plan,
+    /// Secret name → value (every value is masked in logs).
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Reads and checks the stored plan, points its clone step at the configured image and
+/// gives it credentials for a private repository.
+pub async fn prepare(
+    state: &AppState,
+    repo: &Repo,
+    workflow: &Workflow,
+) -> Result<PreparedRun, String> {
+    let mut plan: Plan = serde_json::from_str(&workflow.plan).map_err(|e| {
+        format!(
+            "the stored plan of workflow `{}` cannot be read ({e}); restart the build to \
+             compile it again",
+            workflow.name
+        )
+    })?;
+    plan.validate()
+        .map_err(|e| format!("the plan of workflow `{}` is unusable: {e}", workflow.name))?;
+    let mut names = plan.secret_names();
+    if repo.private {
+        names.extend(
+            [
+                NETRC_USERNAME_SECRET,
+                NETRC_PASSWORD_SECRET,
+                NETRC_MACHINE_SECRET,
+            ]
+            .map(String::from),
+        );
+    }
+    let values = state
+        .store
+        .secret_values(repo.id, &names)
+        .await
+        .map_err(|e| format!("reading the repository's secrets failed: {e}"))?;
+    let secrets: BTreeMap<String, String> = values
+        .into_iter()
+        .map(|(name, value)| (name, value.expose().to_string()))
+        .collect();
+    adapt_clone_steps(&mut plan, state, &secrets);
+    Ok(PreparedRun { plan, secrets })
+}
+
+/// Sets the clone image (Docker) or a host git checkout (local), plus netrc credentials.
+fn adapt_clone_steps(plan: &mut Plan, state: &AppState, secrets: &BTreeMap<String, String>) {
+    let has_credentials = secrets.contains_key(NETRC_USERNAME_SECRET);
+    for step in plan.steps.iter_mut().filter(|s| s.kind == StepKind::Clone) {
+        match state.config.backend {
+            BackendChoice::Docker => step.image = state.config.clone_image.clone(),
+            BackendChoice::Local => {
+                step.commands = LOCAL_CLONE_SCRIPT.iter().map(|c| c.to_string()).collect();
+            }
+        }
+        if !has_credentials {
+            continue;
+        }
+        // The values travel as secrets (masked), never as plain environment.
+        let pairs = [
+            ("CI_NETRC_USERNAME", NETRC_USERNAME_SECRET),
+            ("CI_NETRC_PASSWORD", NETRC_PASSWORD_SECRET),
+            ("CI_NETRC_MACHINE", NETRC_MACHINE_SECRET),
+        ];
+        for (env, secret) in pairs {
+            if secrets.contains_key(secret) {
+                step.secrets.push(SecretEnv {
+                    env: env.into(),
+                    secret: secret.into(),
+                });
+            }
+        }
+        if !secrets.contains_key(NETRC_MACHINE_SECRET) {
+            let host = clone_host(step.environment.get("CI_REPO_URL").map(String::as_str));
+            step.environment.insert("CI_NETRC_MACHINE".into(), host);
+        }
+    }
+}
+
+/// The host of a clone URL (`https://user@host:port/x` → `host`), empty when it has none.
+fn clone_host(url: Option<&str>) -> String {
+    let Some(url) = url else { return String::new() };
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    host_port.split(':').next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clone_host;
+
+    #[test]
+    fn clone_hosts_are_found_without_user_or_port() {
+        assert_eq!(
+            clone_host(Some("https://git.example:8443/a/b.git")),
+            "git.example"
+        );
+        assert_eq!(clone_host(Some("http://u@h/x")), "h");
+        assert_eq!(clone_host(Some("file:///srv/x.git")), "");
+        assert_eq!(clone_host(None), "");
+    }
+}

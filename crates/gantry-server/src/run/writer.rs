@@ -1,0 +1,167 @@
+//! Writes what a run reports to the store, then tells the hub: step statuses (forward
+//! only) and log batches.
+
+use std::collections::HashMap;
+
+use gantry_runner::{LogBatch, OutputStream, RunEvent, StepReport, StepStatus};
+use gantry_store::{LogLine, RunStatus, StatusChange, StepChange, now_ms};
+use tokio::sync::mpsc;
+
+use super::RunTarget;
+use crate::live::{EventKind, LiveEvent};
+use crate::state::AppState;
+
+/// The store status of a runtime step status (`None`: nothing to record).
+pub fn step_status(status: StepStatus) -> Option<RunStatus> {
+    match status {
+        StepStatus::Pending => None,
+        StepStatus::Running => Some(RunStatus::Running),
+        StepStatus::Blocked => Some(RunStatus::Blocked),
+        StepStatus::Success => Some(RunStatus::Success),
+        StepStatus::Failure => Some(RunStatus::Failure),
+        StepStatus::Skipped => Some(RunStatus::Skipped),
+        StepStatus::Cancelled => Some(RunStatus::Killed),
+    }
+}
+
+/// Consumes one run's events in order until the runtime drops its sender.
+pub struct RunWriter {
+    state: AppState,
+    target: RunTarget,
+    /// Step name → store id.
+    step_ids: HashMap<String, i64>,
+    /// Steps whose log reached the store's cap: later lines are not published.
+    capped: HashMap<i64, bool>,
+}
+
+impl RunWriter {
+    /// A writer for the steps of `target`'s workflow.
+    pub fn new(state: AppState, target: RunTarget) -> Self {
+        let step_ids = target
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.id))
+            .collect();
+        RunWriter {
+            state,
+            target,
+            step_ids,
+            capped: HashMap::new(),
+        }
+    }
+
+    /// Writes every event until the channel closes.
+    pub async fn run(mut self, mut events: mpsc::Receiver<RunEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                RunEvent::Step(report) => self.step_changed(&report).await,
+                RunEvent::Logs(batch) => self.logs(&batch).await,
+            }
+        }
+    }
+
+    async fn step_changed(&mut self, report: &StepReport) {
+        let (Some(&step_id), Some(status)) =
+            (self.step_ids.get(&report.step), step_status(report.status))
+        else {
+            return;
+        };
+        let change = StepChange {
+            status,
+            at: now_ms(),
+            exit_code: report.exit_code,
+            error: report.error.clone(),
+            runner_id: Some(self.target.runner_id.clone()),
+        };
+        match self.state.store.update_step(step_id, &change).await {
+            Ok(true) => self.announce_step(&report.step, status, report.error.clone()),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(step.id = step_id, error = %error, "storing a step status failed");
+            }
+        }
+        if status == RunStatus::Blocked {
+            self.set_build(RunStatus::Blocked).await;
+        } else if status.is_terminal() {
+            self.state.live.end_step(step_id);
+            if self.target.approval_steps.contains(&report.step) {
+                // The approval was decided: the build runs again.
+                self.set_build(RunStatus::Running).await;
+            }
+        }
+    }
+
+    async fn set_build(&self, status: RunStatus) {
+        let change = StatusChange {
+            status,
+            at: now_ms(),
+            error: None,
+        };
+        match self
+            .state
+            .store
+            .update_build_status(self.target.build_id, &change)
+            .await
+        {
+            Ok(true) => self.target.announce_build(&self.state, status, None),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(build.id = self.target.build_id, error = %error, "storing a build status failed")
+            }
+        }
+    }
+
+    fn announce_step(&self, step: &str, status: RunStatus, error: Option<String>) {
+        self.state.live.publish_event(LiveEvent {
+            kind: EventKind::Step,
+            repo_id: self.target.repo_id,
+            repo: self.target.repo.clone(),
+            build: self.target.build_number,
+            step: Some(step.to_string()),
+            status,
+            error,
+        });
+    }
+
+    async fn logs(&mut self, batch: &LogBatch) {
+        let Some(&step_id) = self.step_ids.get(batch.step()) else {
+            return;
+        };
+        let lines: Vec<LogLine> = batch
+            .iter()
+            .map(|line| LogLine {
+                number: i64::try_from(line.number).unwrap_or(i64::MAX),
+                stream: stream_name(line.stream).to_string(),
+                text: line.text.to_string(),
+                elapsed_ms: i64::try_from(line.elapsed_ms).unwrap_or(i64::MAX),
+            })
+            .collect();
+        match self.state.store.append_logs(step_id, &lines).await {
+            Ok(outcome) => {
+                let capped = self.capped.entry(step_id).or_default();
+                if *capped {
+                    return;
+                }
+                if outcome.dropped > 0 || outcome.truncated_now {
+                    // Past the cap the store kept a prefix and its notice: followers
+                    // read the rest (the notice) from the store when the step ends.
+                    *capped = true;
+                    let kept: Vec<LogLine> = lines.into_iter().take(outcome.stored).collect();
+                    self.state.live.publish_lines(step_id, kept);
+                } else {
+                    self.state.live.publish_lines(step_id, lines);
+                }
+            }
+            Err(error) => {
+                tracing::error!(step.id = step_id, error = %error, "storing log lines failed");
+            }
+        }
+    }
+}
+
+fn stream_name(stream: OutputStream) -> &'static str {
+    match stream {
+        OutputStream::Stdout => "stdout",
+        OutputStream::Stderr => "stderr",
+    }
+}
