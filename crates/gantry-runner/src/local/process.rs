@@ -72,10 +72,11 @@ impl LocalProcess {
         let group = Pid::from_raw(pid);
         let (tx, exit) = watch::channel(None);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        // Should the reaping task be dropped first (the tokio runtime shutting down), the
+        // guard still kills the group: no step outlives its runner. It is made out here so
+        // that it is dropped even if the task never got to run.
+        let guard = GroupGuard(group);
         tokio::spawn(async move {
-            // Should this task be dropped first (the tokio runtime shutting down), the
-            // guard still kills the group: no step outlives its runner.
-            let guard = GroupGuard(group);
             let exit = match child.wait().await {
                 Ok(status) => step_exit(status),
                 Err(e) => {
