@@ -82,16 +82,23 @@ pub enum BackendError {
 ///    process ends), then [`destroy_step`](Backend::destroy_step). A retried step is
 ///    destroyed and started again under the same name. A detached step or service is
 ///    started and its logs read, but it is not waited for; it is destroyed at the end;
+///
+///    before a step is started, possibly while the steps it needs still run, the runtime
+///    may call [`prepare_step`](Backend::prepare_step) for it once, with the environment
+///    it expects the step to start with. A prepared step is then started, or destroyed
+///    with `destroy_step` without ever being started (it was skipped, the run failed or
+///    was cancelled); `start_step` is never called while its `prepare_step` still runs;
 /// 3. [`destroy_workflow`](Backend::destroy_workflow) once, always — also after a failed
 ///    setup or start, a timeout or a cancellation — on a path that is never cancelled.
 ///
 /// What the runtime does around these calls, which a backend may rely on:
 ///
 /// - it calls `destroy_step` after every attempt (successful ones too) and, at the end of
-///   the run, again for every started step whose destroy failed or never happened;
-/// - it may drop a `start_step`, `logs` or `wait_step` future half-way (cancellation,
-///   timeout); `destroy_step` for that step follows, so a half-created container or
-///   process must be findable by the step's name;
+///   the run, again for every started or prepared step whose destroy failed or never
+///   happened;
+/// - it may drop a `prepare_step`, `start_step`, `logs` or `wait_step` future half-way
+///   (cancellation, timeout); `destroy_step` for that step follows, so a half-created
+///   container or process must be findable by the step's name;
 /// - if the `logs` stream has not ended a few seconds after `wait_step` returned (a child
 ///   process holding the output open), the runtime stops reading it;
 /// - approval steps never reach the backend.
@@ -115,8 +122,31 @@ pub trait Backend: Send + Sync {
     /// Creates what the workflow's steps share (network, workspace).
     async fn setup_workflow(&self, id: &WorkflowId, plan: &Plan) -> Result<(), BackendError>;
 
+    /// Gets a step ready to start quickly (e.g. creates its container, not started), while
+    /// the steps it needs may still be running. The default does nothing.
+    ///
+    /// - It may be called for a step before its needs are done, and the step may then never
+    ///   start: whatever it creates must be removed by `destroy_step` and
+    ///   `destroy_workflow`, and be findable by the step's name if the call is dropped
+    ///   half-way.
+    /// - It must not pull an image or do anything with an effect the step could observe
+    ///   before it starts; a backend may ignore it, and the runtime ignores its errors.
+    /// - `start_step` must still work when `prepare_step` was never called, failed, or was
+    ///   called with a different step, environment or secrets (then what was prepared is
+    ///   thrown away, not used).
+    async fn prepare_step(
+        &self,
+        _id: &WorkflowId,
+        _step: &Step,
+        _secrets: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Creates and starts one step or service, with `secrets` (env name → value) added to
-    /// its environment. Pulls the image first according to its pull policy.
+    /// its environment. Pulls the image first according to its pull policy. Uses what
+    /// [`prepare_step`](Backend::prepare_step) made only if it was made for exactly this
+    /// step, environment and secrets.
     async fn start_step(
         &self,
         id: &WorkflowId,

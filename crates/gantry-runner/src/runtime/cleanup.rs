@@ -29,6 +29,8 @@ pub(super) struct Cleanup {
     started: Mutex<BTreeMap<String, (Step, bool)>>,
     /// Log readers of services and detached steps.
     background: Mutex<JoinSet<()>>,
+    /// Preparations of steps, and destroys of prepared steps that will not start.
+    preparations: Mutex<JoinSet<()>>,
 }
 
 impl Cleanup {
@@ -38,11 +40,12 @@ impl Cleanup {
             id,
             started: Mutex::new(BTreeMap::new()),
             background: Mutex::new(JoinSet::new()),
+            preparations: Mutex::new(JoinSet::new()),
         })
     }
 
-    /// Notes that `step` is about to be started, so it is destroyed at the end even if its
-    /// start is interrupted half-way.
+    /// Notes that `step` is about to be prepared or started, so it is destroyed at the end
+    /// even if that is interrupted half-way or it never starts.
     pub(super) fn starting(&self, step: &Step) {
         let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
         started.insert(step.name.clone(), (step.clone(), false));
@@ -71,6 +74,29 @@ impl Cleanup {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         background.spawn(reader);
+    }
+
+    /// Runs `work` (a preparation) until it ends or cleanup begins.
+    pub(super) fn spawn_preparation(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut preparations = self
+            .preparations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while preparations.try_join_next().is_some() {}
+        preparations.spawn(work);
+    }
+
+    /// Stops every preparation, waiting until they are gone, so none creates anything after
+    /// the destroy calls.
+    async fn stop_preparations(&self) {
+        let mut preparations = {
+            let mut preparations = self
+                .preparations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *preparations)
+        };
+        preparations.shutdown().await;
     }
 
     /// Destroys whatever is still there, then the workflow, then stops log readers.
@@ -148,9 +174,10 @@ impl Drop for CleanupGuard {
     }
 }
 
-/// Stops the step tasks (waiting until they are gone, so none starts anything after the
-/// destroy calls), then destroys everything.
+/// Stops the step tasks and preparations (waiting until they are gone, so none starts or
+/// creates anything after the destroy calls), then destroys everything.
 async fn clean_up(cleanup: Arc<Cleanup>, mut tasks: JoinSet<StepDone>) {
     tasks.shutdown().await;
+    cleanup.stop_preparations().await;
     cleanup.destroy_everything().await;
 }

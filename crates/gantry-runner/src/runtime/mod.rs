@@ -2,6 +2,7 @@
 
 mod cleanup;
 mod human;
+mod prepare;
 mod schedule;
 mod step;
 mod step_log;
@@ -154,7 +155,7 @@ async fn start_services(ctx: &Arc<RunContext>, plan: &Plan) -> (Vec<StepReport>,
             Err(error) => ctx.finish(report, StepStatus::Failure, Some(error)).await,
             Ok(secrets) => {
                 let service = step::with_build_status(service.clone(), false);
-                step::start_background(ctx, &service, &secrets, report).await
+                step::start_background(ctx, &service, &secrets, report, None).await
             }
         };
         if report.status == StepStatus::Failure && service.failure == FailurePolicy::Fail {

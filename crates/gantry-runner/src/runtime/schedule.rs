@@ -1,5 +1,6 @@
 //! DAG scheduling: a step starts as soon as every step it `needs` has finished, bounded by
-//! the concurrency limit; ready steps start in plan order.
+//! the concurrency limit; ready steps start in plan order. Steps that become ready when the
+//! running ones finish are prepared meanwhile (see [`super::prepare`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use gantry_pipeline::plan::{FailurePolicy, Plan, RunOn};
 use tokio::task::{JoinError, JoinSet};
 
+use super::prepare::Preparations;
 use super::step::run_step;
 use super::{RunContext, StepDone};
 use crate::report::{StepReport, StepStatus};
@@ -40,12 +42,14 @@ pub(super) struct Scheduler<'p> {
     running: usize,
     limit: usize,
     task_steps: HashMap<tokio::task::Id, usize>,
+    preparations: Preparations,
 }
 
 impl<'p> Scheduler<'p> {
     /// A scheduler for `plan`; `failed` is the status the services left behind.
     pub(super) fn new(ctx: Arc<RunContext>, plan: &'p Plan, failed: bool) -> Self {
         let limit = ctx.concurrency.max(1);
+        let preparations = Preparations::new(Arc::clone(&ctx), plan.steps.len(), limit);
         Self {
             ctx,
             plan,
@@ -60,6 +64,7 @@ impl<'p> Scheduler<'p> {
             running: 0,
             limit,
             task_steps: HashMap::new(),
+            preparations,
         }
     }
 
@@ -70,6 +75,7 @@ impl<'p> Scheduler<'p> {
         loop {
             if !self.ctx.cancel.is_cancelled() {
                 self.start_ready(tasks).await;
+                self.prepare_upcoming();
             }
             if self.running == 0 {
                 break;
@@ -130,7 +136,8 @@ impl<'p> Scheduler<'p> {
                     changed = true;
                     continue;
                 }
-                let task = run_step(Arc::clone(&self.ctx), step.clone(), self.failed);
+                let prepared = self.preparations.take(i);
+                let task = run_step(Arc::clone(&self.ctx), step.clone(), self.failed, prepared);
                 let handle = tasks.spawn(async move { (i, task.await) });
                 self.task_steps.insert(handle.id(), i);
                 self.slots[i] = Slot::Running;
@@ -141,6 +148,24 @@ impl<'p> Scheduler<'p> {
 
     fn needs_done(&self, i: usize) -> bool {
         self.needs[i].iter().all(|&j| self.slots[j] == Slot::Done)
+    }
+
+    /// Prepares the waiting steps that can start once the running steps finish (every
+    /// need running or done) and would run under the status so far, in plan order.
+    fn prepare_upcoming(&mut self) {
+        for i in 0..self.plan.steps.len() {
+            let step = &self.plan.steps[i];
+            if self.slots[i] != Slot::Waiting
+                || !self.preparations.may_prepare(i, step)
+                || !self.needs[i]
+                    .iter()
+                    .all(|&j| self.slots[j] != Slot::Waiting)
+                || !runs_under(step.run_on, self.failed)
+            {
+                continue;
+            }
+            self.preparations.prepare(i, step, self.failed);
+        }
     }
 
     /// Takes in the result of a finished step task.
@@ -195,6 +220,7 @@ impl<'p> Scheduler<'p> {
 
     /// Sets a final status decided by the scheduler itself and reports it.
     async fn finish(&mut self, i: usize, status: StepStatus, error: Option<String>) {
+        self.preparations.discard(i);
         let report = std::mem::replace(&mut self.reports[i], StepReport::pending(""));
         self.reports[i] = self.ctx.finish(report, status, error).await;
         self.slots[i] = Slot::Done;

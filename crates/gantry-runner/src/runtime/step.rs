@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gantry_pipeline::plan::{Step, StepKind};
 
+use super::prepare::Prepared;
 use super::step_log::StepLog;
 use super::{RunContext, human};
 use crate::approval::ApprovalDecision;
@@ -27,8 +28,14 @@ enum Attempt {
     Cancelled,
 }
 
-/// Runs `step` to a final report. `failed_so_far` is the pipeline status it starts under.
-pub(super) async fn run_step(ctx: Arc<RunContext>, step: Step, failed_so_far: bool) -> StepReport {
+/// Runs `step` to a final report. `failed_so_far` is the pipeline status it starts under;
+/// `prepared` is its preparation, if it had one (it must be over before the step starts).
+pub(super) async fn run_step(
+    ctx: Arc<RunContext>,
+    step: Step,
+    failed_so_far: bool,
+    prepared: Option<Prepared>,
+) -> StepReport {
     let report = StepReport::pending(&step.name);
     if step.kind == StepKind::Approval {
         return approve(&ctx, &step, report).await;
@@ -39,9 +46,9 @@ pub(super) async fn run_step(ctx: Arc<RunContext>, step: Step, failed_so_far: bo
     };
     let step = with_build_status(step, failed_so_far);
     if step.detach {
-        return start_background(&ctx, &step, &secrets, report).await;
+        return start_background(&ctx, &step, &secrets, report, prepared).await;
     }
-    run_attempts(&ctx, &step, &secrets, report).await
+    run_attempts(&ctx, &step, &secrets, report, prepared).await
 }
 
 /// Starts a service or detached step: success once started; its log is read until the
@@ -51,17 +58,24 @@ pub(super) async fn start_background(
     step: &Step,
     secrets: &[(String, String)],
     mut report: StepReport,
+    prepared: Option<Prepared>,
 ) -> StepReport {
     ctx.cleanup.starting(step);
     report.attempt = 1;
     ctx.mark_running(&mut report).await;
+    let start = async {
+        if let Some(prepared) = prepared {
+            prepared.finished().await;
+        }
+        ctx.backend.start_step(&ctx.id, step, secrets).await
+    };
     let started = tokio::select! {
         biased;
         () = ctx.cancel.cancelled() => {
             ctx.cleanup.destroy_step(step).await;
             return ctx.finish(report, StepStatus::Cancelled, None).await;
         }
-        started = ctx.backend.start_step(&ctx.id, step, secrets) => started,
+        started = start => started,
     };
     if let Err(e) = started {
         ctx.cleanup.destroy_step(step).await;
@@ -85,6 +99,7 @@ async fn run_attempts(
     step: &Step,
     secrets: &[(String, String)],
     mut report: StepReport,
+    mut prepared: Option<Prepared>,
 ) -> StepReport {
     let mut log = StepLog::new(&step.name, ctx.events.clone(), Arc::clone(&ctx.masker));
     let limit = step
@@ -100,7 +115,7 @@ async fn run_attempts(
         let outcome = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => Attempt::Cancelled,
-            timed = tokio::time::timeout(limit, attempt_once(ctx, step, secrets, &mut log)) => {
+            timed = tokio::time::timeout(limit, attempt_once(ctx, step, secrets, &mut log, prepared.take())) => {
                 timed.unwrap_or_else(|_| Attempt::Failed {
                     exit_code: None,
                     error: format!("timed out after {}", human::duration(limit)),
@@ -129,13 +144,18 @@ async fn run_attempts(
     }
 }
 
-/// Starts the step, follows its log and waits for it.
+/// Starts the step (once its preparation, if any, is over), follows its log and waits for
+/// it.
 async fn attempt_once(
     ctx: &RunContext,
     step: &Step,
     secrets: &[(String, String)],
     log: &mut StepLog,
+    prepared: Option<Prepared>,
 ) -> Attempt {
+    if let Some(prepared) = prepared {
+        prepared.finished().await;
+    }
     if let Err(e) = ctx.backend.start_step(&ctx.id, step, secrets).await {
         return Attempt::Failed {
             exit_code: None,

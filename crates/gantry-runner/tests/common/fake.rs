@@ -1,7 +1,7 @@
 //! A backend that runs nothing: each step follows a script (log chunks, exit, errors), and
 //! every call is recorded. For runtime semantics that need exact control.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -38,6 +38,10 @@ pub struct StepScript {
     pub start_error: Option<String>,
     /// `wait_step` never returns (until the runtime gives up on it).
     pub hang: bool,
+    /// `prepare_step` fails with this.
+    pub prepare_error: Option<String>,
+    /// `wait_step` returns only once `prepare_step` was called for this step.
+    pub wait_for_prepare_of: Option<String>,
 }
 
 impl Default for StepScript {
@@ -51,6 +55,8 @@ impl Default for StepScript {
             },
             start_error: None,
             hang: false,
+            prepare_error: None,
+            wait_for_prepare_of: None,
         }
     }
 }
@@ -72,9 +78,10 @@ impl StepScript {
 }
 
 /// A recorded backend call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Call {
     Setup,
+    Prepare(String),
     Start(String),
     Destroy(String),
     DestroyWorkflow,
@@ -92,6 +99,14 @@ pub struct FakeBackend {
     gate_open: Notify,
     /// `setup_workflow` fails with this.
     setup_error: Option<String>,
+    /// Steps prepared and not started or destroyed since.
+    prepared: Mutex<HashSet<String>>,
+    /// Most steps prepared and not started at once.
+    prepared_peak: AtomicUsize,
+    /// Signalled on every `prepare_step`.
+    prepare_seen: Notify,
+    /// `CI_BUILD_STATUS` each step was prepared / started with.
+    statuses: Mutex<HashMap<Call, String>>,
 }
 
 impl FakeBackend {
@@ -141,6 +156,26 @@ impl FakeBackend {
             .collect()
     }
 
+    /// Most steps prepared and not (yet) started at once.
+    pub fn prepared_peak(&self) -> usize {
+        self.prepared_peak.load(Ordering::SeqCst)
+    }
+
+    /// `CI_BUILD_STATUS` of the step of `call` (a `Prepare` or a `Start`).
+    pub fn build_status(&self, call: &Call) -> Option<String> {
+        self.statuses.lock().unwrap().get(call).cloned()
+    }
+
+    fn note_status(&self, call: Call, step: &Step) {
+        if let Some(status) = step.environment.get("CI_BUILD_STATUS") {
+            self.statuses.lock().unwrap().insert(call, status.clone());
+        }
+    }
+
+    fn was_prepared(&self, step: &str) -> bool {
+        self.calls().contains(&Call::Prepare(step.to_owned()))
+    }
+
     /// Most steps that were between start and end of wait at once.
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
@@ -169,6 +204,25 @@ impl Backend for FakeBackend {
         }
     }
 
+    async fn prepare_step(
+        &self,
+        _id: &WorkflowId,
+        step: &Step,
+        _secrets: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        self.record(Call::Prepare(step.name.clone()));
+        self.note_status(Call::Prepare(step.name.clone()), step);
+        self.prepare_seen.notify_waiters();
+        if let Some(e) = self.script_of(&step.name).prepare_error {
+            return Err(BackendError::Other(e));
+        }
+        let mut prepared = self.prepared.lock().unwrap();
+        prepared.insert(step.name.clone());
+        self.prepared_peak
+            .fetch_max(prepared.len(), Ordering::SeqCst);
+        Ok(())
+    }
+
     async fn start_step(
         &self,
         _id: &WorkflowId,
@@ -176,6 +230,8 @@ impl Backend for FakeBackend {
         _secrets: &[(String, String)],
     ) -> Result<(), BackendError> {
         self.record(Call::Start(step.name.clone()));
+        self.note_status(Call::Start(step.name.clone()), step);
+        self.prepared.lock().unwrap().remove(&step.name);
         if let Some(e) = self.script_of(&step.name).start_error {
             return Err(BackendError::Other(e));
         }
@@ -207,6 +263,15 @@ impl Backend for FakeBackend {
 
     async fn wait_step(&self, _id: &WorkflowId, step: &Step) -> Result<StepExit, BackendError> {
         let script = self.script_of(&step.name);
+        if let Some(other) = &script.wait_for_prepare_of {
+            loop {
+                let seen = self.prepare_seen.notified();
+                if self.was_prepared(other) {
+                    break;
+                }
+                seen.await;
+            }
+        }
         if script.hang {
             std::future::pending::<()>().await;
         }
@@ -225,6 +290,7 @@ impl Backend for FakeBackend {
 
     async fn destroy_step(&self, _id: &WorkflowId, step: &Step) -> Result<(), BackendError> {
         self.record(Call::Destroy(step.name.clone()));
+        self.prepared.lock().unwrap().remove(&step.name);
         Ok(())
     }
 
