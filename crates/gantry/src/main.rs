@@ -5,6 +5,7 @@ mod exec;
 mod lint;
 mod output;
 mod secrets;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Compile(CompileArgs),
     /// Print the JSON schema of `.pipeline.yml`, for editors.
     Schema,
+    /// Run the Gantry server: webhooks, API, live logs and an in-process runner.
+    Server(server::ServerArgs),
 }
 
 /// Which backend runs the steps.
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::lint(args),
         Command::Compile(args) => lint::compile(args),
         Command::Schema => lint::schema(),
+        Command::Server(args) => server::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,118 @@
+//! `gantry server`: runs the Gantry server until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use gantry_server::{BackendChoice, ServerConfig};
+
+/// Which backend the server's in-process runner uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ServerBackend {
+    /// Containers on the local Docker engine.
+    Docker,
+    /// Processes on this host (trusted pipelines only).
+    Local,
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port and prints it).
+    #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Directory for the SQLite database, the secret key, the git cache and workspaces.
+    #[arg(long, env = "GANTRY_DATA_DIR", default_value = "gantry-data")]
+    data_dir: PathBuf,
+    /// Database URL (`sqlite://...` or `postgres://...`; default: SQLite in the data dir).
+    #[arg(long, env = "GANTRY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Backend of the in-process runner.
+    #[arg(long, env = "GANTRY_BACKEND", value_enum, default_value = "docker")]
+    backend: ServerBackend,
+    /// Image of the clone step.
+    #[arg(long, env = "GANTRY_CLONE_IMAGE", default_value = gantry_pipeline::DEFAULT_CLONE_IMAGE)]
+    clone_image: String,
+    /// URL forges and people reach this server at (default: http://<listen address>).
+    #[arg(long, env = "GANTRY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Run no builds here (they wait in the queue for external runners).
+    #[arg(long, env = "GANTRY_NO_LOCAL_RUNNER")]
+    no_local_runner: bool,
+}
+
+/// Starts the server and serves until a stop signal.
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries only the address line and a first-start token.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn config_of(args: ServerArgs, listen: SocketAddr) -> ServerConfig {
+    let mut config = ServerConfig::new(args.data_dir);
+    config.listen = listen;
+    config.database_url = args.database_url;
+    config.backend = match args.backend {
+        ServerBackend::Docker => BackendChoice::Docker,
+        ServerBackend::Local => BackendChoice::Local,
+    };
+    config.clone_image = args.clone_image;
+    config.public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{listen}"));
+    config.no_local_runner = args.no_local_runner;
+    config
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; is the port in use?", args.listen))?;
+    let listen = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let server = gantry_server::launch(listener, config_of(args, listen)).await?;
+    println!("gantry: listening on http://{}", server.addr());
+    stop_signal().await;
+    tracing::info!("stopping: finishing requests, stopping builds");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
