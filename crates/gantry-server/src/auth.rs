@@ -86,7 +86,9 @@ pub fn parse_scope(scope: &str) -> Result<Vec<Grant>, String> {
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
             let (kind, pattern) = entry.split_once(':').ok_or_else(|| {
-                format!("scope entry `{entry}` needs a kind: `repo:owner/name` or `read:owner/name`")
+                format!(
+                    "scope entry `{entry}` needs a kind: `repo:owner/name` or `read:owner/name`"
+                )
             })?;
             let write = match kind {
                 "repo" => true,
@@ -127,8 +129,10 @@ impl FromRequestParts<AppState> for Principal {
                 subject: stored.subject,
             }),
             TokenRole::User => {
-                let grants = parse_scope(stored.scope.as_deref().unwrap_or(""))
-                    .map_err(|reason| ApiError::forbidden(format!("the token's scope is unusable: {reason}")))?;
+                let grants =
+                    parse_scope(stored.scope.as_deref().unwrap_or("")).map_err(|reason| {
+                        ApiError::forbidden(format!("the token's scope is unusable: {reason}"))
+                    })?;
                 Ok(Principal::User {
                     subject: stored.subject,
                     grants,
@@ -171,9 +175,7 @@ pub fn require_admin(principal: &Principal) -> Result<(), ApiError> {
 /// Makes sure an admin token exists: the configured one (or `GANTRY_ADMIN_TOKEN`) is
 /// adopted; with neither, one is generated on the first start. Returns the plaintext when
 /// it was given or generated now (the caller prints a generated one once).
-pub async fn bootstrap_admin(
-    state: &AppState,
-) -> anyhow::Result<Option<(String, bool)>> {
+pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<(String, bool)>> {
     let given = state
         .config
         .admin_token
@@ -188,9 +190,15 @@ pub async fn bootstrap_admin(
     };
     if let Some(token) = given {
         if token.trim().len() < 16 {
-            anyhow::bail!("the admin token must be at least 16 characters; make one with `head -c 32 /dev/urandom | base64`");
+            anyhow::bail!(
+                "the admin token must be at least 16 characters; make one with `head -c 32 /dev/urandom | base64`"
+            );
         }
-        match state.store.import_token(&admin, token.trim(), now_ms()).await {
+        match state
+            .store
+            .import_token(&admin, token.trim(), now_ms())
+            .await
+        {
             Ok(_) | Err(gantry_store::StoreError::Conflict { .. }) => {}
             Err(error) => return Err(error.into()),
         }

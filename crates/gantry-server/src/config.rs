@@ -52,7 +52,10 @@ impl std::fmt::Debug for ServerConfig {
             )
             .field("backend", &self.backend)
             .field("clone_image", &self.clone_image)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "********"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "********"),
+            )
             .field("public_url", &self.public_url)
             .field("log_cap", &self.log_cap)
             .field("no_local_runner", &self.no_local_runner)

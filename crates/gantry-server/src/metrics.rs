@@ -12,7 +12,9 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// Bucket bounds of the duration histograms, in seconds.
-const BUCKETS: [f64; 10] = [0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
+const BUCKETS: [f64; 10] = [
+    0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
 
 /// Counters and histograms the server updates as work happens.
 #[derive(Debug, Default)]
@@ -66,7 +68,11 @@ impl Metrics {
 
     /// A build was created with this initial status.
     pub fn build_created(&self, status: &str) {
-        *self.counts().builds_created.entry(status.into()).or_default() += 1;
+        *self
+            .counts()
+            .builds_created
+            .entry(status.into())
+            .or_default() += 1;
     }
 
     /// A build reached a final status after running this long.
@@ -93,12 +99,40 @@ impl Metrics {
     pub fn render(&self, queue_depth: Option<usize>) -> String {
         let counts = self.counts();
         let mut out = String::new();
-        write_family(&mut out, "gantry_builds_created_total", "Builds created, by initial status.", "status", &counts.builds_created);
-        write_family(&mut out, "gantry_builds_finished_total", "Builds finished, by final status.", "status", &counts.builds_finished);
-        write_family(&mut out, "gantry_steps_finished_total", "Steps finished, by final status.", "status", &counts.steps_finished);
-        write_family(&mut out, "gantry_webhooks_total", "Webhooks answered, by outcome.", "outcome", &counts.hooks);
-        counts.build_seconds.write(&mut out, "gantry_build_duration_seconds", "Build run time.");
-        counts.step_seconds.write(&mut out, "gantry_step_duration_seconds", "Step run time.");
+        write_family(
+            &mut out,
+            "gantry_builds_created_total",
+            "Builds created, by initial status.",
+            "status",
+            &counts.builds_created,
+        );
+        write_family(
+            &mut out,
+            "gantry_builds_finished_total",
+            "Builds finished, by final status.",
+            "status",
+            &counts.builds_finished,
+        );
+        write_family(
+            &mut out,
+            "gantry_steps_finished_total",
+            "Steps finished, by final status.",
+            "status",
+            &counts.steps_finished,
+        );
+        write_family(
+            &mut out,
+            "gantry_webhooks_total",
+            "Webhooks answered, by outcome.",
+            "outcome",
+            &counts.hooks,
+        );
+        counts
+            .build_seconds
+            .write(&mut out, "gantry_build_duration_seconds", "Build run time.");
+        counts
+            .step_seconds
+            .write(&mut out, "gantry_step_duration_seconds", "Step run time.");
         if let Some(depth) = queue_depth {
             let _ = writeln!(
                 out,
@@ -109,7 +143,13 @@ impl Metrics {
     }
 }
 
-fn write_family(out: &mut String, name: &str, help: &str, label: &str, values: &BTreeMap<String, u64>) {
+fn write_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &BTreeMap<String, u64>,
+) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
     for (value, n) in values {
         let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");

@@ -7,6 +7,9 @@ use api_support::{ADMIN, TestServer, git_repo, push_body, signed, table_counts, 
 use reqwest::StatusCode;
 use serde_json::json;
 
+/// Headers of one hook attempt.
+type Headers = Vec<(&'static str, String)>;
+
 const PIPELINE: &str = "steps:\n  - name: test\n    image: busybox\n    commands: [echo hi]\n  - name: after\n    image: busybox\n    depends_on: [test]\n    commands: [echo done]\n";
 
 #[tokio::test]
@@ -22,24 +25,60 @@ async fn sec_01_rejected_hooks_change_nothing() {
 
         let mut tampered = body.clone();
         tampered[2] = b' ';
-        let attempts: Vec<(Vec<(&str, String)>, Vec<u8>, StatusCode)> = vec![
-            (vec![("content-type", "application/json".into())], body.clone(), StatusCode::UNAUTHORIZED),
-            (signed(&body, "not-the-secret-at-all", "d1"), body.clone(), StatusCode::UNAUTHORIZED),
-            (vec![("x-gantry-signature", "sha256=zz".into())], body.clone(), StatusCode::UNAUTHORIZED),
-            (signed(&body, &secret, "d2"), tampered, StatusCode::UNAUTHORIZED),
-            (signed(&body, &secret, "d3"), push_body("acme/other", &url, &sha), StatusCode::NOT_FOUND),
-            (signed(b"{not json", &secret, "d4"), b"{not json".to_vec(), StatusCode::BAD_REQUEST),
+        let attempts: Vec<(Headers, Vec<u8>, StatusCode)> = vec![
+            (
+                vec![("content-type", "application/json".into())],
+                body.clone(),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                signed(&body, "not-the-secret-at-all", "d1"),
+                body.clone(),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                vec![("x-gantry-signature", "sha256=zz".into())],
+                body.clone(),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                signed(&body, &secret, "d2"),
+                tampered,
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                signed(&body, &secret, "d3"),
+                push_body("acme/other", &url, &sha),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                signed(b"{not json", &secret, "d4"),
+                b"{not json".to_vec(),
+                StatusCode::BAD_REQUEST,
+            ),
         ];
         for (i, (headers, payload, expected)) in attempts.into_iter().enumerate() {
             let (status, answer) = server.raw("/hooks/generic", &headers, payload).await;
             assert_eq!(status, expected, "attempt {i}: {answer}");
-            assert!(answer["error"]["message"].as_str().is_some(), "attempt {i}: {answer}");
-            assert!(!answer.to_string().contains(&secret), "the secret never appears in an answer");
+            assert!(
+                answer["error"]["message"].as_str().is_some(),
+                "attempt {i}: {answer}"
+            );
+            assert!(
+                !answer.to_string().contains(&secret),
+                "the secret never appears in an answer"
+            );
         }
-        let (status, _) = server.raw("/hooks/svn", &signed(&body, &secret, "d5"), body.clone()).await;
+        let (status, _) = server
+            .raw("/hooks/svn", &signed(&body, &secret, "d5"), body.clone())
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert_eq!(table_counts(server.data_dir()).await, before, "every table keeps its row count");
+        assert_eq!(
+            table_counts(server.data_dir()).await,
+            before,
+            "every table keeps its row count"
+        );
         server.stop().await;
     })
     .await;
@@ -51,25 +90,52 @@ async fn a_signed_push_gives_a_compiled_queued_build_and_a_replay_gives_none() {
         let server = TestServer::start().await;
         let git = tempfile::tempdir().unwrap();
         let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", PIPELINE)]);
-        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"].as_str().unwrap().to_string();
+        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let body = push_body("acme/app", &url, &sha);
 
-        let (status, answer) = server.raw("/hooks/generic", &signed(&body, &secret, "delivery-1"), body.clone()).await;
+        let (status, answer) = server
+            .raw(
+                "/hooks/generic",
+                &signed(&body, &secret, "delivery-1"),
+                body.clone(),
+            )
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
         let build = server.wait_for_build("acme/app", 1).await;
         assert_eq!(build["status"], "pending", "{build}");
         assert_eq!(build["sha"], sha.as_str());
         assert_eq!(build["event"], "push");
-        let steps: Vec<&str> = build["workflows"][0]["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        let steps: Vec<&str> = build["workflows"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
         assert_eq!(steps, ["clone", "test", "after"]);
         let queued = server.state().store.list_pending().await.unwrap();
         assert_eq!(queued.len(), 1, "the workflow waits in the queue");
 
-        let (status, answer) = server.raw("/hooks/generic", &signed(&body, &secret, "delivery-1"), body.clone()).await;
-        assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("replayed")));
+        let (status, answer) = server
+            .raw(
+                "/hooks/generic",
+                &signed(&body, &secret, "delivery-1"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (StatusCode::OK, Some("replayed"))
+        );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let (_, builds) = server.get("/api/repos/acme/app/builds", Some(ADMIN)).await;
-        assert_eq!(builds.as_array().unwrap().len(), 1, "a replay starts no second build");
+        assert_eq!(
+            builds.as_array().unwrap().len(),
+            1,
+            "a replay starts no second build"
+        );
         server.stop().await;
     })
     .await;
@@ -82,17 +148,43 @@ async fn a_pipeline_that_does_not_compile_gives_an_error_build_with_positions() 
         let git = tempfile::tempdir().unwrap();
         let broken = "steps:\n  - name: test\n    image: busybox\n    comands: [echo hi]\n";
         let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", broken)]);
-        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"].as_str().unwrap().to_string();
+        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let body = push_body("acme/app", &url, &sha);
-        let (status, _) = server.raw("/hooks/generic", &signed(&body, &secret, "d"), body).await;
+        let (status, _) = server
+            .raw("/hooks/generic", &signed(&body, &secret, "d"), body)
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         let build = server.wait_for_build("acme/app", 1).await;
         assert_eq!(build["status"], "error", "{build}");
-        assert!(build["error"].as_str().unwrap().contains("does not compile"), "{build}");
+        assert!(
+            build["error"]
+                .as_str()
+                .unwrap()
+                .contains("does not compile"),
+            "{build}"
+        );
         let first = &build["diagnostics"][0];
-        assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(4), Some(5)), "{build}");
-        assert!(first["message"].as_str().unwrap().contains("comands"), "{first}");
-        assert!(server.state().store.list_pending().await.unwrap().is_empty());
+        assert_eq!(
+            (first["line"].as_u64(), first["column"].as_u64()),
+            (Some(4), Some(5)),
+            "{build}"
+        );
+        assert!(
+            first["message"].as_str().unwrap().contains("comands"),
+            "{first}"
+        );
+        assert!(
+            server
+                .state()
+                .store
+                .list_pending()
+                .await
+                .unwrap()
+                .is_empty()
+        );
         server.stop().await;
     })
     .await;
@@ -105,9 +197,14 @@ async fn a_build_no_pipeline_matches_is_skipped_with_the_reason() {
         let git = tempfile::tempdir().unwrap();
         let tags_only = format!("when:\n  event: tag\n{PIPELINE}");
         let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", &tags_only)]);
-        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"].as_str().unwrap().to_string();
+        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let body = push_body("acme/app", &url, &sha);
-        server.raw("/hooks/generic", &signed(&body, &secret, "d"), body).await;
+        server
+            .raw("/hooks/generic", &signed(&body, &secret, "d"), body)
+            .await;
         let build = server.wait_for_build("acme/app", 1).await;
         assert_eq!(build["status"], "skipped", "{build}");
         assert!(build["error"].as_str().unwrap().contains("push"), "{build}");
@@ -124,15 +221,28 @@ async fn unknown_events_are_ignored_with_200_and_large_bodies_get_413() {
             "owner": "acme", "name": "app", "forge": "github", "clone_url": "file:///nowhere.git"
         })).await.1;
         let secret = created["webhook_secret"].as_str().unwrap();
-        let body = serde_json::to_vec(&json!({"action": "opened", "repository": {"full_name": "acme/app"}})).unwrap();
+        let body = serde_json::to_vec(
+            &json!({"action": "opened", "repository": {"full_name": "acme/app"}}),
+        )
+        .unwrap();
         let headers = vec![
             ("content-type", "application/json".to_string()),
             ("x-github-event", "issues".to_string()),
             ("x-github-delivery", "g-1".to_string()),
-            ("x-hub-signature-256", format!("sha256={}", gantry_forge::hmac_hex(&body, secret.as_bytes()))),
+            (
+                "x-hub-signature-256",
+                format!(
+                    "sha256={}",
+                    gantry_forge::hmac_hex(&body, secret.as_bytes())
+                ),
+            ),
         ];
         let (status, answer) = server.raw("/hooks/github", &headers, body).await;
-        assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("ignored")), "{answer}");
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (StatusCode::OK, Some("ignored")),
+            "{answer}"
+        );
 
         let huge = vec![b' '; gantry_forge::HOOK_BODY_LIMIT + 1];
         let (status, answer) = server.raw("/hooks/github", &headers, huge).await;

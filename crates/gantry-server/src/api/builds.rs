@@ -73,7 +73,10 @@ pub async fn list(
     let repo = readable_repo(&state, &principal, &path.owner, &path.name).await?;
     let page = BuildPage {
         before_number: query.before,
-        limit: query.limit.unwrap_or(50).clamp(1, gantry_store::MAX_BUILD_PAGE),
+        limit: query
+            .limit
+            .unwrap_or(50)
+            .clamp(1, gantry_store::MAX_BUILD_PAGE),
     };
     let builds = state.store.list_builds(repo.id, page).await?;
     Ok(Json(builds.iter().map(build_json).collect()))
@@ -111,7 +114,11 @@ pub async fn trigger(
     let branch = body.branch.unwrap_or_default();
     let trigger = Trigger {
         event: BuildEvent::Manual,
-        git_ref: if branch.is_empty() { String::new() } else { format!("refs/heads/{branch}") },
+        git_ref: if branch.is_empty() {
+            String::new()
+        } else {
+            format!("refs/heads/{branch}")
+        },
         branch,
         tag: String::new(),
         sha,
@@ -152,7 +159,11 @@ pub async fn restart(
         RestartBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            let status = if e.is_data() { ApiError::invalid } else { ApiError::bad_request };
+            let status = if e.is_data() {
+                ApiError::invalid
+            } else {
+                ApiError::bad_request
+            };
             status(format!("restart body: {e}"))
         })?
     };
@@ -198,14 +209,22 @@ async fn decide(
     path: StepPath,
     decision: ApprovalDecision,
 ) -> ApiResult<Json<Value>> {
-    let build_path = BuildPath { owner: path.owner, name: path.name, number: path.number };
+    let build_path = BuildPath {
+        owner: path.owner,
+        name: path.name,
+        number: path.number,
+    };
     let (_, detail) = writable_build(&state, &principal, &build_path).await?;
     let approval = builds::decide(&state, &detail, &path.step, decision, &principal).await?;
     Ok(Json(json!({"step": path.step, "approval": approval})))
 }
 
 /// The build if the caller may read its repository, else 404.
-async fn readable_build(state: &AppState, principal: &Principal, path: &BuildPath) -> ApiResult<(Repo, BuildDetail)> {
+async fn readable_build(
+    state: &AppState,
+    principal: &Principal,
+    path: &BuildPath,
+) -> ApiResult<(Repo, BuildDetail)> {
     let repo = readable_repo(state, principal, &path.owner, &path.name).await?;
     let number = parse_number(&path.number)?;
     let detail = reload(state, &repo, number).await?;
@@ -213,8 +232,15 @@ async fn readable_build(state: &AppState, principal: &Principal, path: &BuildPat
 }
 
 /// The build if the caller may change its repository (404 / 403 otherwise).
-async fn writable_build(state: &AppState, principal: &Principal, path: &BuildPath) -> ApiResult<(Repo, BuildDetail)> {
-    let repo_path = RepoPath { owner: path.owner.clone(), name: path.name.clone() };
+async fn writable_build(
+    state: &AppState,
+    principal: &Principal,
+    path: &BuildPath,
+) -> ApiResult<(Repo, BuildDetail)> {
+    let repo_path = RepoPath {
+        owner: path.owner.clone(),
+        name: path.name.clone(),
+    };
     let repo = writable_repo(state, principal, &repo_path).await?;
     let number = parse_number(&path.number)?;
     let detail = reload(state, &repo, number).await?;
@@ -222,9 +248,16 @@ async fn writable_build(state: &AppState, principal: &Principal, path: &BuildPat
 }
 
 async fn reload(state: &AppState, repo: &Repo, number: i64) -> ApiResult<BuildDetail> {
-    state.store.build_by_number(repo.id, number).await?.ok_or_else(|| {
-        ApiError::not_found(format!("build {number} of `{}` does not exist", repo.full_name()))
-    })
+    state
+        .store
+        .build_by_number(repo.id, number)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "build {number} of `{}` does not exist",
+                repo.full_name()
+            ))
+        })
 }
 
 fn parse_number(text: &str) -> ApiResult<i64> {

@@ -18,16 +18,31 @@ pub fn router(state: AppState) -> Router {
     let build = "/api/repos/{owner}/{name}/builds/{number}";
     let api = Router::new()
         .route("/api/repos", get(repos::list).post(repos::create))
-        .route(repo, get(repos::get).patch(repos::update).delete(repos::delete))
-        .route(&format!("{repo}/builds"), get(builds::list).post(builds::trigger))
+        .route(
+            repo,
+            get(repos::get).patch(repos::update).delete(repos::delete),
+        )
+        .route(
+            &format!("{repo}/builds"),
+            get(builds::list).post(builds::trigger),
+        )
         .route(build, get(builds::get))
         .route(&format!("{build}/cancel"), post(builds::cancel))
         .route(&format!("{build}/restart"), post(builds::restart))
         .route(&format!("{build}/promote"), post(builds::promote))
-        .route(&format!("{build}/steps/{{step}}/approve"), post(builds::approve))
-        .route(&format!("{build}/steps/{{step}}/reject"), post(builds::reject))
+        .route(
+            &format!("{build}/steps/{{step}}/approve"),
+            post(builds::approve),
+        )
+        .route(
+            &format!("{build}/steps/{{step}}/reject"),
+            post(builds::reject),
+        )
         .route(&format!("{repo}/secrets"), get(secrets::list))
-        .route(&format!("{repo}/secrets/{{secret}}"), put(secrets::set).delete(secrets::delete))
+        .route(
+            &format!("{repo}/secrets/{{secret}}"),
+            put(secrets::set).delete(secrets::delete),
+        )
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{id}", axum::routing::delete(tokens::revoke))
         .layer(DefaultBodyLimit::max(state.config.api_body_limit));

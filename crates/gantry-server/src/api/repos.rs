@@ -65,7 +65,13 @@ pub async fn create(
         Some(secret) => secret,
         None => random_secret()?,
     };
-    let mut new = NewRepo::new(&body.owner, &body.name, body.forge, &body.clone_url, &secret);
+    let mut new = NewRepo::new(
+        &body.owner,
+        &body.name,
+        body.forge,
+        &body.clone_url,
+        &secret,
+    );
     new.settings = RepoSettings {
         config_path: body.config_path.unwrap_or(new.settings.config_path),
         trusted: body.trusted,
@@ -73,7 +79,11 @@ pub async fn create(
         private: body.private,
     };
     let repo = state.store.create_repo(&new).await?;
-    let hook_url = format!("{}/hooks/{}", state.config.public_url.trim_end_matches('/'), repo.forge.as_str());
+    let hook_url = format!(
+        "{}/hooks/{}",
+        state.config.public_url.trim_end_matches('/'),
+        repo.forge.as_str()
+    );
     Ok((
         StatusCode::CREATED,
         Json(json!({"repo": repo, "hook_url": hook_url, "webhook_secret": secret})),
@@ -81,9 +91,17 @@ pub async fn create(
 }
 
 /// `GET /api/repos`: the repositories the caller may read.
-pub async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<Repo>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Vec<Repo>>> {
     let repos = state.store.list_repos().await?;
-    Ok(Json(repos.into_iter().filter(|r| can_read(&principal, r)).collect()))
+    Ok(Json(
+        repos
+            .into_iter()
+            .filter(|r| can_read(&principal, r))
+            .collect(),
+    ))
 }
 
 /// `GET /api/repos/{owner}/{name}`.
@@ -92,7 +110,9 @@ pub async fn get(
     principal: Principal,
     Path(path): Path<RepoPath>,
 ) -> ApiResult<Json<Repo>> {
-    Ok(Json(readable_repo(&state, &principal, &path.owner, &path.name).await?))
+    Ok(Json(
+        readable_repo(&state, &principal, &path.owner, &path.name).await?,
+    ))
 }
 
 /// `PATCH /api/repos/{owner}/{name}`: writers change settings; only an admin sets `trusted`.
@@ -128,7 +148,11 @@ pub async fn delete(
 }
 
 /// The repository if the caller may write to it: 404 if it may not even read it, else 403.
-pub async fn writable_repo(state: &AppState, principal: &Principal, path: &RepoPath) -> ApiResult<Repo> {
+pub async fn writable_repo(
+    state: &AppState,
+    principal: &Principal,
+    path: &RepoPath,
+) -> ApiResult<Repo> {
     let repo = readable_repo(state, principal, &path.owner, &path.name).await?;
     if can_write(principal, &repo) {
         Ok(repo)
@@ -144,6 +168,7 @@ pub async fn writable_repo(state: &AppState, principal: &Principal, path: &RepoP
 /// 32 random bytes in hex.
 fn random_secret() -> ApiResult<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("the system has no randomness: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::internal(format!("the system has no randomness: {e}")))?;
     Ok(hex::encode(bytes))
 }

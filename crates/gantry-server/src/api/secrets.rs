@@ -49,14 +49,24 @@ pub async fn set(
     Path(path): Path<SecretPath>,
     ApiJson(body): ApiJson<SecretBody>,
 ) -> ApiResult<StatusCode> {
-    let repo_path = RepoPath { owner: path.owner, name: path.name };
+    let repo_path = RepoPath {
+        owner: path.owner,
+        name: path.name,
+    };
     let repo = writable_repo(&state, &principal, &repo_path).await?;
     if body.value.is_empty() {
-        return Err(ApiError::invalid("the secret's value is empty; delete the secret instead"));
+        return Err(ApiError::invalid(
+            "the secret's value is empty; delete the secret instead",
+        ));
     }
     state
         .store
-        .set_secret(repo.id, &path.secret, &SecretValue::new(body.value), now_ms())
+        .set_secret(
+            repo.id,
+            &path.secret,
+            &SecretValue::new(body.value),
+            now_ms(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -67,7 +77,10 @@ pub async fn delete(
     principal: Principal,
     Path(path): Path<SecretPath>,
 ) -> ApiResult<StatusCode> {
-    let repo_path = RepoPath { owner: path.owner, name: path.name };
+    let repo_path = RepoPath {
+        owner: path.owner,
+        name: path.name,
+    };
     let repo = writable_repo(&state, &principal, &repo_path).await?;
     if state.store.delete_secret(repo.id, &path.secret).await? {
         Ok(StatusCode::NO_CONTENT)

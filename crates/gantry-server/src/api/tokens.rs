@@ -30,19 +30,33 @@ pub async fn create(
     require_admin(&principal)?;
     for (field, value) in [("name", &body.name), ("subject", &body.subject)] {
         if value.trim().is_empty() || value.len() > 100 {
-            return Err(ApiError::invalid(format!("token {field} must be 1 to 100 characters")));
+            return Err(ApiError::invalid(format!(
+                "token {field} must be 1 to 100 characters"
+            )));
         }
     }
     if let Some(scope) = &body.scope {
-        parse_scope(scope).map_err(|reason| ApiError::invalid(format!("invalid scope: {reason}")))?;
+        parse_scope(scope)
+            .map_err(|reason| ApiError::invalid(format!("invalid scope: {reason}")))?;
     }
-    let new = NewToken { name: body.name, subject: body.subject, role: body.role, scope: body.scope };
+    let new = NewToken {
+        name: body.name,
+        subject: body.subject,
+        role: body.role,
+        scope: body.scope,
+    };
     let (token, plaintext) = state.store.create_token(&new, now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "secret": plaintext.expose()}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "secret": plaintext.expose()})),
+    ))
 }
 
 /// `GET /api/tokens`: every token, newest first, without secrets.
-pub async fn list(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Vec<ApiToken>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Vec<ApiToken>>> {
     require_admin(&principal)?;
     Ok(Json(state.store.list_tokens().await?))
 }
@@ -54,7 +68,12 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_admin(&principal)?;
-    let missing = || ApiError::not_found(format!("no active token with id `{}`", id.chars().take(40).collect::<String>()));
+    let missing = || {
+        ApiError::not_found(format!(
+            "no active token with id `{}`",
+            id.chars().take(40).collect::<String>()
+        ))
+    };
     let id: i64 = id.parse().map_err(|_| missing())?;
     if state.store.revoke_token(id, now_ms()).await? {
         Ok(StatusCode::NO_CONTENT)

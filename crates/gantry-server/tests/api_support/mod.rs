@@ -46,7 +46,12 @@ impl TestServer {
         config.database_url = database_url;
         let server = gantry_server::launch(listener, config).await.unwrap();
         let base = format!("http://{}", server.addr());
-        TestServer { server: Some(server), base, client: reqwest::Client::new(), dir }
+        TestServer {
+            server: Some(server),
+            base,
+            client: reqwest::Client::new(),
+            dir,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -59,7 +64,13 @@ impl TestServer {
 
     /// Sends a request with an optional bearer token and JSON body; returns the status and
     /// the JSON answer (Null when the body is empty or not JSON).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -82,7 +93,12 @@ impl TestServer {
     }
 
     /// Sends raw bytes with headers.
-    pub async fn raw(&self, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
@@ -115,7 +131,9 @@ impl TestServer {
     /// Polls until build `number` of `repo` exists and is no longer being prepared.
     pub async fn wait_for_build(&self, repo: &str, number: i64) -> Value {
         loop {
-            let (status, build) = self.get(&format!("/api/repos/{repo}/builds/{number}"), Some(ADMIN)).await;
+            let (status, build) = self
+                .get(&format!("/api/repos/{repo}/builds/{number}"), Some(ADMIN))
+                .await;
             if status == StatusCode::OK {
                 return build;
             }
@@ -138,7 +156,16 @@ pub fn git_repo(dir: &Path, files: &[(&str, &str)]) -> (String, String) {
     git(&work, &["init", "-q", "-b", "main"]);
     commit(&work, files, "first");
     let bare = dir.join("origin.git");
-    git(dir, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
     let sha = git(&work, &["rev-parse", "HEAD"]);
     (format!("file://{}", bare.display()), sha)
 }
@@ -151,13 +178,33 @@ pub fn commit(work: &Path, files: &[(&str, &str)], message: &str) -> String {
         std::fs::write(path, text).unwrap();
     }
     git(work, &["add", "-A"]);
-    git(work, &["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", message]);
+    git(
+        work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ],
+    );
     git(work, &["rev-parse", "HEAD"])
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -175,7 +222,10 @@ pub fn push_body(repo: &str, clone_url: &str, sha: &str) -> Vec<u8> {
 pub fn signed(body: &[u8], secret: &str, delivery: &str) -> Vec<(&'static str, String)> {
     vec![
         ("content-type", "application/json".to_string()),
-        ("x-gantry-signature", gantry_forge::gantry_signature(body, secret.as_bytes())),
+        (
+            "x-gantry-signature",
+            gantry_forge::gantry_signature(body, secret.as_bytes()),
+        ),
         ("x-gantry-delivery", delivery.to_string()),
     ]
 }
@@ -185,10 +235,11 @@ pub async fn table_counts(data_dir: &Path) -> Vec<(String, i64)> {
     use sqlx::Connection as _;
     let url = format!("sqlite://{}", data_dir.join("gantry.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let tables: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     let mut counts = Vec::new();
     for (table,) in tables {
         let (n,): (i64,) = // Table names come from sqlite_master, not from a client.
