@@ -78,7 +78,9 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
 ) -> anyhow::Result<Server> {
-    let addr = listener.local_addr().context("reading the listener's address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listener's address")?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "creating the data directory {}; check it is writable",
