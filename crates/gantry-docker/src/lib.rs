@@ -14,6 +14,7 @@ mod errors;
 mod image;
 mod names;
 mod owner;
+mod prepare;
 mod reap;
 mod removal;
 mod spec;
@@ -40,6 +41,8 @@ pub struct DockerBackend {
     workflows: Mutex<HashMap<WorkflowId, spec::WorkflowContext>>,
     /// Steps whose container was seen exiting: removing them needs no stop or kill.
     exited: Mutex<HashSet<removal::StepKey>>,
+    /// Containers created by `prepare_step` and not started yet, with their create body.
+    prepared: Mutex<HashMap<removal::StepKey, bollard::models::ContainerCreateBody>>,
     /// Containers of exited steps being removed in the background.
     removals: removal::BackgroundRemovals,
 }
@@ -57,6 +60,7 @@ impl DockerBackend {
             config,
             workflows: Mutex::new(HashMap::new()),
             exited: Mutex::new(HashSet::new()),
+            prepared: Mutex::new(HashMap::new()),
             removals: removal::BackgroundRemovals::default(),
         })
     }
@@ -85,6 +89,12 @@ impl DockerBackend {
     fn lock_exited(&self) -> MutexGuard<'_, HashSet<removal::StepKey>> {
         self.exited.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn lock_prepared(
+        &self,
+    ) -> MutexGuard<'_, HashMap<removal::StepKey, bollard::models::ContainerCreateBody>> {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[async_trait]
@@ -107,6 +117,17 @@ impl Backend for DockerBackend {
 
     async fn setup_workflow(&self, id: &WorkflowId, plan: &Plan) -> Result<(), BackendError> {
         self.setup(id, plan).await
+    }
+
+    /// Creates the step's container, not started (never pulling; nothing with the pull
+    /// policy `always`).
+    async fn prepare_step(
+        &self,
+        id: &WorkflowId,
+        step: &Step,
+        secrets: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        self.prepare(id, step, secrets).await
     }
 
     async fn start_step(

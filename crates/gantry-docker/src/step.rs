@@ -8,10 +8,13 @@ use futures_util::StreamExt;
 use gantry_pipeline::plan::Step;
 use gantry_runner::{BackendError, LogChunk, LogStream, OutputStream, StepExit, WorkflowId};
 
+use crate::prepare::PreparedStart;
 use crate::{DockerBackend, cleanup, errors, image, names, spec};
 
 impl DockerBackend {
-    /// Pulls as the policy says, creates the container on the workflow network and starts it.
+    /// Starts the container `prepare_step` made for exactly this step, environment and
+    /// secrets; otherwise pulls as the policy says, creates the container on the workflow
+    /// network and starts it.
     pub(crate) async fn start(
         &self,
         id: &WorkflowId,
@@ -25,6 +28,9 @@ impl DockerBackend {
         self.lock_exited().remove(&key);
         // A retried step reuses its name: its old container must be gone first.
         self.removals.finish(&key).await;
+        if let PreparedStart::Started = self.start_prepared(id, step, &body).await? {
+            return Ok(());
+        }
         image::before_create(&self.docker, &step.image, step.pull).await?;
         self.create(&name, step, body).await?;
         self.docker
@@ -143,13 +149,17 @@ impl DockerBackend {
     }
 
     /// Stop (short grace) → kill → remove; each tolerates the container being gone. A
-    /// container already seen exiting has nothing left to stop: it is removed in the
-    /// background (see [`crate::removal`]).
+    /// container prepared and never started is just removed; one already seen exiting has
+    /// nothing left to stop either: it is removed in the background (see
+    /// [`crate::removal`]).
     pub(crate) async fn remove_step(
         &self,
         id: &WorkflowId,
         step: &Step,
     ) -> Result<(), BackendError> {
+        if self.remove_prepared(id, step).await? {
+            return Ok(());
+        }
         let name = names::container_name(id, &step.name);
         let key = (id.clone(), step.name.clone());
         let exited = self.lock_exited().remove(&key);

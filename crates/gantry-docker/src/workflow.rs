@@ -54,6 +54,8 @@ impl DockerBackend {
     /// Removes every container, network and volume labelled with `id`.
     pub(crate) async fn teardown(&self, id: &WorkflowId) -> Result<(), BackendError> {
         self.lock_exited().retain(|(workflow, _)| workflow != id);
+        self.lock_prepared()
+            .retain(|(workflow, _), _| workflow != id);
         self.removals.finish_workflow(id).await;
         let result = self.remove_workflow_objects(id).await.map(|_| ());
         self.lock_workflows().remove(id);

@@ -1,11 +1,15 @@
 //! Pipelines run by the real `Runtime` on the Docker backend: ordering, DAG concurrency,
-//! services, the shared workspace, exit codes, timeouts and cancellation.
+//! services, the shared workspace, exit codes, timeouts, cancellation, and containers
+//! prepared ahead of their start that never start.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{TestEnv, lines_of, plan, service, step, step_after, within_timeout};
+use std::sync::Arc;
+
+use common::gated::Gated;
+use common::{TestEnv, lines_of, plan, run_plan, service, step, step_after, within_timeout};
 use gantry_runner::{PipelineStatus, RunConfig, StepReport, StepStatus};
 use tokio_util::sync::CancellationToken;
 
@@ -215,10 +219,12 @@ async fn cancelling_a_run_stops_and_removes_everything() {
                 format!("gantry.test={}", env.test_id),
             );
             tokio::spawn(async move {
-                // Cancel once the long step's container exists.
+                // Cancel once the long step runs and the container of the step after it
+                // was prepared (created, never to be started).
                 loop {
                     let objects = common::leftovers_labelled(&env_backend, &label).await;
-                    if objects.iter().any(|o| o.ends_with("-long")) {
+                    let exists = |step: &str| objects.iter().any(|o| o.ends_with(step));
+                    if exists("-long") && exists("-after") {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -230,7 +236,43 @@ async fn cancelling_a_run_stops_and_removes_everything() {
         canceller.await.expect("canceller");
         assert_eq!(outcome.status, PipelineStatus::Cancelled, "{outcome:?}");
         assert_eq!(report(&outcome.steps, "long").status, StepStatus::Cancelled);
-        assert_ne!(report(&outcome.steps, "after").status, StepStatus::Success);
+        assert_eq!(
+            report(&outcome.steps, "after").status,
+            StepStatus::Cancelled
+        );
+    })
+    .await;
+    env.assert_nothing_left().await;
+}
+
+/// `deploy` is prepared while `build` runs (the gate holds `build` until it is), then
+/// skipped because `build` fails: its created container must not outlive the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_step_skipped_after_a_failure_leaves_nothing() {
+    let Some(env) = TestEnv::new("skip-prepared").await else {
+        return;
+    };
+    within_timeout(async {
+        let id = env.workflow("w");
+        let p = plan(
+            vec![],
+            vec![
+                step("build", &["exit 1"]),
+                step_after("deploy", &["build"], &["echo deployed"]),
+            ],
+        );
+        let gated = Arc::new(Gated::new(env.backend.clone(), "build", "deploy"));
+        let (outcome, _) = run_plan(
+            gated.clone(),
+            &id,
+            &p,
+            RunConfig::default(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(gated.prepare_outcome(), Some(Ok(())));
+        assert_eq!(outcome.status, PipelineStatus::Failure);
+        assert_eq!(report(&outcome.steps, "deploy").status, StepStatus::Skipped);
     })
     .await;
     env.assert_nothing_left().await;

@@ -275,6 +275,8 @@ fn chain(n: usize) -> Plan {
         workspace: "/workspace".to_string(),
         services: Vec::new(),
         steps,
+        depends_on: Vec::new(),
+        run_on: RunOn::default(),
     }
 }
 

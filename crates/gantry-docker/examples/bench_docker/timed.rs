@@ -65,6 +65,18 @@ impl<B: Backend + 'static> Backend for Timed<B> {
         r
     }
 
+    async fn prepare_step(
+        &self,
+        id: &WorkflowId,
+        step: &Step,
+        secrets: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        let t = Instant::now();
+        let r = self.inner.prepare_step(id, step, secrets).await;
+        self.add("prepare_step", t);
+        r
+    }
+
     async fn start_step(
         &self,
         id: &WorkflowId,

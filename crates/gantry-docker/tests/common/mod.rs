@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod gated;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
 use gantry_docker::{DockerBackend, DockerConfig};
 use gantry_pipeline::plan::{Plan, PullPolicy, Resources, RunOn, Step, StepKind};
-use gantry_runner::{RunConfig, RunEvent, RunOutcome, Runtime, WorkflowId};
+use gantry_runner::{Backend, RunConfig, RunEvent, RunOutcome, Runtime, WorkflowId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -86,20 +88,7 @@ impl TestEnv {
         config: RunConfig,
         cancel: CancellationToken,
     ) -> (RunOutcome, Vec<RunEvent>) {
-        let runtime = Runtime::new(self.backend.clone(), config);
-        let (tx, mut rx) = mpsc::channel(256);
-        let collected = Arc::new(Mutex::new(Vec::new()));
-        let sink = collected.clone();
-        let reader = tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(event);
-            }
-        });
-        let outcome = runtime.run(id, plan, tx, cancel).await;
-        drop(runtime);
-        let _ = reader.await;
-        let events = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
-        (outcome, events)
+        run_plan(self.backend.clone(), id, plan, config, cancel).await
     }
 
     /// Asserts that no container, network or volume carries this test's label, after
@@ -116,6 +105,30 @@ impl TestEnv {
     pub async fn leftovers(&self) -> Vec<String> {
         leftovers_labelled(&self.backend, &format!("gantry.test={}", self.test_id)).await
     }
+}
+
+/// Runs `plan` through the real [`Runtime`] on `backend`, collecting every event.
+pub async fn run_plan(
+    backend: Arc<dyn Backend>,
+    id: &WorkflowId,
+    plan: &Plan,
+    config: RunConfig,
+    cancel: CancellationToken,
+) -> (RunOutcome, Vec<RunEvent>) {
+    let runtime = Runtime::new(backend, config);
+    let (tx, mut rx) = mpsc::channel(256);
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let sink = collected.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        }
+    });
+    let outcome = runtime.run(id, plan, tx, cancel).await;
+    drop(runtime);
+    let _ = reader.await;
+    let events = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
+    (outcome, events)
 }
 
 /// `kind:name` of every container, network and volume matching `label`.
