@@ -1,0 +1,91 @@
+//! Crash recovery with a real process kill: `kill -9` of `gantry server` mid-build, then
+//! a restart: the interrupted build ends in `error` saying why, its containers are gone,
+//! and work that had not started runs.
+
+mod server_common;
+
+use std::collections::BTreeMap;
+
+use gantry_store::{RunStatus, now_ms};
+use server_common::{
+    create_repo, docker_ready, labelled_objects, open_store, queue_build, reap, start_server,
+    wait_build, within,
+};
+
+const LONG: &str = "steps:\n  - name: long\n    image: gantry-test/busybox:latest\n    commands: [echo started, sleep 300]\n";
+const QUICK: &str =
+    "steps:\n  - name: quick\n    image: gantry-test/busybox:latest\n    commands: [echo quick]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_build_then_restart_ends_it_in_error_and_removes_its_containers() {
+    if !docker_ready() {
+        eprintln!("skipped: no Docker engine or no gantry-test/busybox image (run .ci/images.sh)");
+        return;
+    }
+    let test_id = format!("recovery-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let labels = format!("gantry.test={test_id}");
+    let env = [("GANTRY_DOCKER_LABELS", labels.as_str())];
+    within(120, "recovery", async {
+        let mut first = start_server(&data, "docker", &env, &log);
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "crash").await;
+        let build = queue_build(&store, &repo, LONG).await;
+        wait_build(&store, build.build.id, |d| {
+            d.workflows[0].steps[0].status == RunStatus::Running
+        })
+        .await;
+        while labelled_objects(&test_id)
+            .iter()
+            .all(|o| !o.starts_with("ps:"))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+
+        first.child.kill().expect("kill -9"); // SIGKILL: no cleanup runs
+        first.child.wait().expect("reaped");
+        assert!(
+            labelled_objects(&test_id)
+                .iter()
+                .any(|o| o.starts_with("ps:")),
+            "the container outlives the killed server"
+        );
+        // While it is down: one build queued, and one claimed by the dead runner but not
+        // started (as if it died right after claiming).
+        let waiting = queue_build(&store, &repo, QUICK).await;
+        let claimed = queue_build(&store, &repo, QUICK).await;
+        let runner = format!(
+            "server:{}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap()
+                .trim()
+        );
+        let mut taken = Vec::new();
+        while let Some(item) = store
+            .claim_next(&runner, &BTreeMap::new(), now_ms(), 600_000)
+            .await
+            .unwrap()
+        {
+            taken.push(item.build_id);
+        }
+        assert!(taken.contains(&claimed.build.id));
+
+        let second = start_server(&data, "docker", &env, &log);
+        let crashed = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(crashed.build.status, RunStatus::Error);
+        let why = crashed.build.error.clone().unwrap_or_default();
+        assert!(why.contains("server stopped"), "the build says why: {why}");
+        assert_eq!(crashed.workflows[0].steps[0].status, RunStatus::Error);
+        for queued in [&waiting, &claimed] {
+            let done = wait_build(&store, queued.build.id, |d| d.build.status.is_terminal()).await;
+            assert_eq!(done.build.status, RunStatus::Success, "{done:#?}");
+        }
+        let left = labelled_objects(&test_id);
+        drop(second);
+        assert!(left.is_empty(), "left behind: {left:?}");
+    })
+    .await;
+    reap(&test_id);
+}
