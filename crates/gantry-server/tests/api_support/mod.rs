@@ -1,6 +1,8 @@
 //! A real server on 127.0.0.1 with a real SQLite file, and a client that speaks JSON to it.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
