@@ -252,3 +252,38 @@ async fn unknown_events_are_ignored_with_200_and_large_bodies_get_413() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sec_02_a_forks_pull_request_gets_no_secrets() {
+    timed(async {
+        let server = TestServer::start().await;
+        let git = tempfile::tempdir().unwrap();
+        let pipeline = "steps:\n  - name: test\n    image: busybox\n    environment:\n      TOKEN: { from_secret: api_token }\n    commands: [echo hi]\n";
+        let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", pipeline)]);
+        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = "/api/repos/acme/app/secrets/api_token";
+        let value = json!({"value": "s3cret-value"});
+        server.call(reqwest::Method::PUT, path, Some(ADMIN), Some(value)).await;
+        for (number, from_fork) in [(1, true), (2, false)] {
+            let body = serde_json::to_vec(&json!({
+                "event": "pull_request", "repo": "acme/app", "clone_url": url, "after": sha,
+                "pull_request": {"number": number, "base_branch": "main", "from_fork": from_fork},
+            }))
+            .unwrap();
+            let delivery = format!("pr-{number}");
+            let (status, answer) = server.raw("/hooks/generic", &signed(&body, &secret, &delivery), body).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        }
+        let fork = server.wait_for_build("acme/app", 1).await;
+        let own = server.wait_for_build("acme/app", 2).await;
+        let (fork, own) = if fork["git_ref"] == "refs/pull/1/head" { (fork, own) } else { (own, fork) };
+        assert_eq!(fork["status"], "error", "{fork}");
+        assert!(fork["diagnostics"].to_string().contains("api_token"), "{fork}");
+        assert_eq!(own["status"], "pending", "{own}");
+        server.stop().await;
+    })
+    .await;
+}
