@@ -411,3 +411,39 @@ async fn secrets_are_set_listed_by_name_only_and_deleted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_admin_token_is_generated_once_on_first_start() {
+    timed(async {
+        let dir = tempfile::tempdir().unwrap();
+        let start = || async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut config = gantry_server::ServerConfig::new(dir.path());
+            config.no_local_runner = true;
+            gantry_server::launch(listener, config).await.unwrap()
+        };
+        let first = start().await;
+        let token = first
+            .admin_token()
+            .expect("a first start makes an admin token")
+            .to_string();
+        assert!(token.starts_with("gantry_"));
+        let url = format!("http://{}/api/tokens", first.addr());
+        let client = reqwest::Client::new();
+        let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        first.shutdown().await;
+
+        let second = start().await;
+        assert_eq!(second.admin_token(), None, "the token is shown only once");
+        let url = format!("http://{}/api/tokens", second.addr());
+        let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "the first token still works"
+        );
+        second.shutdown().await;
+    })
+    .await;
+}

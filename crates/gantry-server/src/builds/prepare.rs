@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use gantry_forge::{CommitCheckout, PullRequestInfo};
 use gantry_pipeline::{CompileContext, Plan};
-use gantry_store::{BuildEvent, DEFAULT_CONFIG_PATH, NewStep, NewWorkflow, Repo, RunStatus};
+use gantry_store::{
+    BuildEvent, BuildPage, DEFAULT_CONFIG_PATH, NewStep, NewWorkflow, Repo, RunStatus,
+};
 
 use crate::state::AppState;
 
@@ -224,12 +226,27 @@ async fn compile_context(
             .unwrap_or_default(),
         deploy_target: trigger.deploy_target.clone().unwrap_or_default(),
         changed_files: changed_files(trigger, checkout).await,
+        build_number: next_number(state, repo).await,
         trusted: repo.trusted,
         secrets: Some(secrets),
         clone_image: state.config.clone_image.clone(),
         default_timeout_secs: None,
         ..CompileContext::default()
     })
+}
+
+/// The number the build will most likely get: the store numbers builds only when it
+/// records them, after compiling, so two builds prepared at once may both guess the same
+/// one: the stored build's number is the authoritative one.
+async fn next_number(state: &AppState, repo: &Repo) -> u64 {
+    let page = BuildPage {
+        before_number: None,
+        limit: 1,
+    };
+    match state.store.list_builds(repo.id, page).await {
+        Ok(builds) => builds.first().map_or(1, |b| b.number.max(0) as u64 + 1),
+        Err(_) => 0,
+    }
 }
 
 /// Files the change touched, for path conditions; `None` (conditions match) when unknown.
