@@ -246,3 +246,29 @@ async fn a_plain_get_of_a_stream_is_a_clear_400_and_unknown_steps_are_404() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_09_secrets_are_masked_in_live_frames() {
+    within(60, "masked frames", async {
+        let t = start(BackendChoice::Local).await;
+        let repo = t.repo("maskedlive", false).await;
+        let value = gantry_store::SecretValue::new("live-secret-3141592");
+        let now = gantry_store::now_ms();
+        t.state().store.set_secret(repo.id, "pw", &value, now).await.unwrap();
+        let yaml = "steps:\n  - name: leak\n    image: busybox\n    environment:\n      PW:\n        from_secret: pw\n    commands:\n      - sleep 1\n      - echo \"pw=$PW\"\n";
+        let queued = t.queue(&repo, yaml, false, SHA).await;
+        t.wait_build(queued.build.id, |d| step(d, "leak").status == RunStatus::Running).await;
+        let mut ws = t
+            .websocket("/api/repos/test/maskedlive/builds/1/steps/leak/logs/stream", ADMIN)
+            .await
+            .expect("stream opens");
+        let (_, texts, status) = read_to_end(&mut ws).await;
+        assert_eq!(status, "success");
+        assert!(texts.iter().any(|t| t.starts_with("pw=")), "{texts:?}");
+        for text in &texts {
+            assert!(!text.contains("live-secret-3141592"), "secret in a live frame: {text}");
+        }
+        t.server.shutdown().await;
+    })
+    .await;
+}
