@@ -104,10 +104,21 @@ macro_rules! repo_store_impl {
             }
 
             async fn delete_repo(&self, id: i64) -> StoreResult<bool> {
+                let mut tx = self.write_tx().await?;
+                // Log lines carry no foreign key (see the migration), so they go first.
+                sqlx::query(
+                    "DELETE FROM log_lines WHERE step_id IN (SELECT s.id FROM steps s \
+                     JOIN workflows w ON w.id = s.workflow_id \
+                     JOIN builds b ON b.id = w.build_id WHERE b.repo_id = $1)",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 let done = sqlx::query("DELETE FROM repos WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
         }
