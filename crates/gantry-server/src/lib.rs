@@ -111,6 +111,7 @@ pub async fn launch(
         }
         None => None,
     };
+    metrics::follow(state.clone());
     recovery::recover(&state).await?;
     if !state.config.no_local_runner {
         run::spawn(state.clone());

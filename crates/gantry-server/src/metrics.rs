@@ -9,6 +9,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::live::{EventKind, LiveEvent};
 use crate::state::AppState;
 
 /// Bucket bounds of the duration histograms, in seconds.
@@ -75,18 +78,22 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// A build reached a final status after running this long.
-    pub fn build_finished(&self, status: &str, seconds: f64) {
+    /// A build reached a final status, after running this long if it ran.
+    pub fn build_finished(&self, status: &str, seconds: Option<f64>) {
         let mut counts = self.counts();
         *counts.builds_finished.entry(status.into()).or_default() += 1;
-        counts.build_seconds.observe(seconds);
+        if let Some(seconds) = seconds {
+            counts.build_seconds.observe(seconds);
+        }
     }
 
-    /// A step reached a final status after running this long.
-    pub fn step_finished(&self, status: &str, seconds: f64) {
+    /// A step reached a final status, after running this long if it ran.
+    pub fn step_finished(&self, status: &str, seconds: Option<f64>) {
         let mut counts = self.counts();
         *counts.steps_finished.entry(status.into()).or_default() += 1;
-        counts.step_seconds.observe(seconds);
+        if let Some(seconds) = seconds {
+            counts.step_seconds.observe(seconds);
+        }
     }
 
     /// A webhook was answered with this outcome (`accepted`, `ignored`, `replayed`,
@@ -153,6 +160,59 @@ fn write_family(
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
     for (value, n) in values {
         let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
+/// Counts finished builds and steps from the live status events, until shutdown: the
+/// runner announces every status it writes, so the counters need no hook in the runner.
+pub fn follow(state: AppState) {
+    let mut events = state.live.subscribe_events();
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = state.shutdown.cancelled() => return,
+            };
+            match event {
+                Ok(event) if event.status.is_terminal() => record_finished(&state, &event).await,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Adds a finished build or step, with its run time when it ran.
+async fn record_finished(state: &AppState, event: &LiveEvent) {
+    let Ok(Some(detail)) = state
+        .store
+        .build_by_number(event.repo_id, event.build)
+        .await
+    else {
+        return;
+    };
+    let seconds = |started: Option<i64>, finished: Option<i64>| match (started, finished) {
+        (Some(s), Some(f)) if f >= s => Some((f - s) as f64 / 1000.0),
+        _ => None,
+    };
+    let status = event.status.as_str();
+    match (&event.kind, &event.step) {
+        (EventKind::Build, _) => {
+            let b = &detail.build;
+            state
+                .metrics
+                .build_finished(status, seconds(b.started_at, b.finished_at));
+        }
+        (EventKind::Step, Some(name)) => {
+            let step = detail
+                .workflows
+                .iter()
+                .flat_map(|w| &w.steps)
+                .find(|s| &s.name == name);
+            let took = step.and_then(|s| seconds(s.started_at, s.finished_at));
+            state.metrics.step_finished(status, took);
+        }
+        (EventKind::Step, None) => {}
     }
 }
 

@@ -387,3 +387,51 @@ async fn approvals_record_who_and_when_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn metrics_count_builds_by_status_and_the_queue() {
+    timed(async {
+        let (server, _git, _) = server_with_repo().await;
+        server
+            .post(
+                "/api/repos/acme/app/builds",
+                Some(ADMIN),
+                json!({"branch": "main"}),
+            )
+            .await;
+        server
+            .post(
+                "/api/repos/acme/app/builds",
+                Some(ADMIN),
+                json!({"branch": "main"}),
+            )
+            .await;
+        let metrics = || async {
+            let url = format!("{}/metrics", server.base);
+            reqwest::get(url).await.unwrap().text().await.unwrap()
+        };
+        let text = metrics().await;
+        assert!(
+            text.contains("gantry_builds_created_total{status=\"pending\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("gantry_queue_depth 2"), "{text}");
+        server
+            .post(
+                "/api/repos/acme/app/builds/1/cancel",
+                Some(ADMIN),
+                json!({}),
+            )
+            .await;
+        loop {
+            let text = metrics().await;
+            if text.contains("gantry_builds_finished_total{status=\"killed\"} 1") {
+                assert!(text.contains("gantry_queue_depth 1"), "{text}");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        server.stop().await;
+    })
+    .await;
+}

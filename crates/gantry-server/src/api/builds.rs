@@ -142,7 +142,7 @@ pub async fn cancel(
     Path(path): Path<BuildPath>,
 ) -> ApiResult<Json<Value>> {
     let (repo, detail) = writable_build(&state, &principal, &path).await?;
-    builds::cancel(&state, &detail, &principal).await?;
+    builds::cancel(&state, &repo, &detail, &principal).await?;
     let detail = reload(&state, &repo, detail.build.number).await?;
     Ok(Json(detail_json(&detail)))
 }

@@ -11,11 +11,17 @@ use super::create::{create, record};
 use super::prepare::{Prepared, Trigger};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::live::{EventKind, LiveEvent};
 use crate::state::AppState;
 
 /// Stops a build: queued work is dropped, running steps are killed, and whatever has not
 /// finished ends `killed`.
-pub async fn cancel(state: &AppState, detail: &BuildDetail, by: &Principal) -> ApiResult<()> {
+pub async fn cancel(
+    state: &AppState,
+    repo: &Repo,
+    detail: &BuildDetail,
+    by: &Principal,
+) -> ApiResult<()> {
     let build = &detail.build;
     if build.status.is_terminal() {
         return Err(ApiError::conflict(format!(
@@ -53,7 +59,17 @@ pub async fn cancel(state: &AppState, detail: &BuildDetail, by: &Principal) -> A
             .update_workflow_status(workflow.workflow.id, &killed)
             .await?;
     }
-    state.store.update_build_status(build.id, &killed).await?;
+    if state.store.update_build_status(build.id, &killed).await? {
+        state.live.publish_event(LiveEvent {
+            kind: EventKind::Build,
+            repo_id: build.repo_id,
+            repo: repo.full_name(),
+            build: build.number,
+            step: None,
+            status: RunStatus::Killed,
+            error: None,
+        });
+    }
     tracing::info!(build.id = build.id, by = by.subject(), "build cancelled");
     Ok(())
 }
