@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use gantry_forge::{CommitCheckout, PullRequestInfo};
+use gantry_forge::{CommitCheckout, Netrc, PullRequestInfo};
 use gantry_pipeline::{CompileContext, Plan};
 use gantry_store::{
     BuildEvent, BuildPage, DEFAULT_CONFIG_PATH, NewStep, NewWorkflow, Repo, RunStatus,
 };
 
+use crate::run::plan::{NETRC_MACHINE_SECRET, NETRC_PASSWORD_SECRET, NETRC_USERNAME_SECRET};
 use crate::state::AppState;
 
 /// The pipeline file read when the repository keeps the default and has no `.pipeline.yml`.
@@ -75,9 +76,10 @@ impl Prepared {
 
 /// Fetches, reads and compiles; every failure becomes a build in `error` saying why.
 pub async fn prepare(state: &AppState, repo: &Repo, trigger: &Trigger) -> Prepared {
+    let credentials = credentials(state, repo).await;
     let checkout = match state
         .git
-        .fetch_commit(&repo.clone_url, &trigger.sha, None)
+        .fetch_commit(&repo.clone_url, &trigger.sha, credentials)
         .await
     {
         Ok(checkout) => checkout,
@@ -105,6 +107,34 @@ pub async fn prepare(state: &AppState, repo: &Repo, trigger: &Trigger) -> Prepar
         Err(error) => return Prepared::failed(&sha, error),
     };
     compile(&config.path, &config.text, &ctx, sha)
+}
+
+/// The repository's clone credentials (its `netrc_*` secrets), if it has them: the server
+/// reads a private repository's pipeline file with the same credentials its clone step uses.
+async fn credentials(state: &AppState, repo: &Repo) -> Option<Netrc> {
+    let names = [
+        NETRC_USERNAME_SECRET.to_string(),
+        NETRC_PASSWORD_SECRET.to_string(),
+        NETRC_MACHINE_SECRET.to_string(),
+    ];
+    let values = match state.store.secret_values(repo.id, &names).await {
+        Ok(values) => values,
+        Err(error) => {
+            tracing::warn!(repo = %repo.full_name(), error = %error, "clone credentials unreadable; fetching without");
+            return None;
+        }
+    };
+    let value = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.expose().to_string())
+    };
+    Some(Netrc {
+        login: value(NETRC_USERNAME_SECRET)?,
+        password: value(NETRC_PASSWORD_SECRET)?,
+        machine: value(NETRC_MACHINE_SECRET).unwrap_or_default(),
+    })
 }
 
 /// The names the pipeline file is looked for under.
