@@ -203,9 +203,40 @@ async fn requeue_expired(state: AppState) {
             () = state.shutdown.cancelled() => return,
         }
         match state.store.requeue_expired(now_ms(), MAX_ATTEMPTS).await {
-            Ok(outcome) if !outcome.requeued.is_empty() => state.live.announce_work(),
-            Ok(_) => {}
+            Ok(outcome) => {
+                if !outcome.requeued.is_empty() {
+                    state.live.announce_work();
+                }
+                for item in &outcome.failed {
+                    give_up(&state, item).await;
+                }
+            }
             Err(error) => tracing::warn!(error = %error, "requeueing expired work failed"),
         }
     }
+}
+
+/// A workflow whose runners kept vanishing ends in `error` (its open steps closed), and
+/// its build with it, rather than staying `pending` forever.
+async fn give_up(state: &AppState, item: &gantry_store::QueueItem) {
+    let message = item.error.clone().unwrap_or_else(|| {
+        format!("no runner finished this workflow in {MAX_ATTEMPTS} attempts; restart the build")
+    });
+    let (Ok(Some(repo)), Ok(Some(build))) = (
+        state.store.repo_by_id(item.repo_id).await,
+        state.store.build_by_id(item.build_id).await,
+    ) else {
+        return;
+    };
+    let target = RunTarget {
+        runner_id: String::new(),
+        repo_id: repo.id,
+        repo: repo.full_name(),
+        build_id: build.build.id,
+        build_number: build.build.number,
+        workflow_id: item.workflow_id,
+        steps: Vec::new(),
+        approval_steps: Vec::new(),
+    };
+    finish::finish_workflow(state, &target, RunStatus::Error, Some(message)).await;
 }
