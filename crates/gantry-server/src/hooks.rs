@@ -51,6 +51,12 @@ async fn receive_checked(
     let full_name =
         gantry_forge::hook_repo(forge, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let repo = hook_target(state, &full_name).await?;
+    if repo.forge.as_str() != forge.as_str() {
+        return Err(ApiError::not_found(format!(
+            "repository `{full_name}` takes its hooks at /hooks/{}",
+            repo.forge.as_str()
+        )));
+    }
     if let Err(error) =
         gantry_forge::verify(forge, &parts.headers, &body, repo.webhook_secret.as_bytes())
     {

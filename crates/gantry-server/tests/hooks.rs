@@ -70,6 +70,14 @@ async fn sec_01_rejected_hooks_change_nothing() {
             );
         }
         let (status, _) = server
+            .raw("/hooks/github", &signed(&body, &secret, "d6"), body.clone())
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "a generic repository takes no GitHub hooks"
+        );
+        let (status, _) = server
             .raw("/hooks/svn", &signed(&body, &secret, "d5"), body.clone())
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
