@@ -87,7 +87,8 @@ pub trait QueueStore: Send + Sync {
     /// Marks an item this runner holds as done; false if it does not hold it.
     async fn complete(&self, item_id: i64, runner_id: &str) -> StoreResult<bool>;
     /// Puts items whose lease ended before `now` back to pending, or fails them with a
-    /// message once they were claimed `max_attempts` times.
+    /// message once they were claimed `max_attempts` times. A requeued item's workflow may
+    /// have started on the lost runner: the server resets or ends its steps.
     async fn requeue_expired(&self, now: Millis, max_attempts: i64) -> StoreResult<RequeueOutcome>;
     /// Pending items, oldest first, with their labels (to say what runner they wait for).
     async fn list_pending(&self) -> StoreResult<Vec<QueueItem>>;

@@ -107,7 +107,8 @@ pub trait TokenStore: Send + Sync {
         plaintext: &str,
         now: Millis,
     ) -> StoreResult<ApiToken>;
-    /// The unrevoked token with this plaintext, recording its use; None otherwise.
+    /// The unrevoked token with this plaintext, recording its use (to the minute); None
+    /// otherwise.
     async fn verify_token(&self, plaintext: &str, now: Millis) -> StoreResult<Option<ApiToken>>;
     /// Revokes a token; false if unknown or already revoked.
     async fn revoke_token(&self, id: i64, now: Millis) -> StoreResult<bool>;

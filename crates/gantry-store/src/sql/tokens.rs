@@ -8,6 +8,9 @@ use crate::error::{StoreError, StoreResult, is_unique_violation};
 use crate::time::Millis;
 use crate::tokens::{ApiToken, NewToken, PlaintextToken, TokenStore, new_plaintext, token_hash};
 
+/// How stale `last_used_at` may get before a verification rewrites it.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
 fn check_token(token: &NewToken) -> StoreResult<()> {
     if token.name.trim().is_empty() || token.subject.trim().is_empty() {
         return Err(StoreError::InvalidInput {
@@ -73,17 +76,31 @@ macro_rules! token_store_impl {
                 plaintext: &str,
                 now: Millis,
             ) -> StoreResult<Option<ApiToken>> {
-                sqlx::query_as::<_, TokenRow>(concat!(
-                    "UPDATE api_tokens SET last_used_at = $2 \
-                     WHERE token_hash = $1 AND revoked_at IS NULL RETURNING ",
-                    token_columns!()
+                let found = sqlx::query_as::<_, TokenRow>(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
                 ))
                 .bind(token_hash(plaintext))
-                .bind(now)
                 .fetch_optional(&self.pool)
-                .await?
-                .map(TokenRow::into_token)
-                .transpose()
+                .await?;
+                let Some(mut token) = found.map(TokenRow::into_token).transpose()? else {
+                    return Ok(None);
+                };
+                // Record use at most once a minute: a write per API request would make
+                // every reader queue for SQLite's single writer.
+                if token
+                    .last_used_at
+                    .is_none_or(|at| now - at >= LAST_USED_RESOLUTION_MS)
+                {
+                    sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+                        .bind(token.id)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                    token.last_used_at = Some(now);
+                }
+                Ok(Some(token))
             }
 
             async fn revoke_token(&self, id: i64, now: Millis) -> StoreResult<bool> {
