@@ -69,8 +69,13 @@ async fn sec_01_rejected_hooks_change_nothing() {
                 "the secret never appears in an answer"
             );
         }
+        let github = br#"{"repository": {"full_name": "acme/app"}}"#.to_vec();
         let (status, _) = server
-            .raw("/hooks/github", &signed(&body, &secret, "d6"), body.clone())
+            .raw(
+                "/hooks/github",
+                &signed(&github, &secret, "d6"),
+                github.clone(),
+            )
             .await;
         assert_eq!(
             status,
