@@ -350,6 +350,14 @@ async fn bad_bodies_get_clear_errors_with_positions() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
+        server
+            .add_repo("acme", "app", "file:///nowhere.git", false)
+            .await;
+        let (status, body) = server
+            .get("/api/repos/acme/app/builds?limit=many", Some(ADMIN))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
         let (status, _) = server
             .get("/api/repos/acme/app/builds/not-a-number", Some(ADMIN))
             .await;

@@ -2,6 +2,7 @@
 //! approve and reject.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use gantry_forge::is_commit_sha;
@@ -68,8 +69,10 @@ pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
     Path(path): Path<RepoPath>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Value>>> {
+    let Query(query) = query
+        .map_err(|e| ApiError::bad_request(format!("{}; use ?before=N&limit=M", e.body_text())))?;
     let repo = readable_repo(&state, &principal, &path.owner, &path.name).await?;
     let page = BuildPage {
         before_number: query.before,
