@@ -16,6 +16,8 @@ pub const INTERRUPTED_MESSAGE: &str = "the server stopped while this build ran (
 
 /// Requeues unstarted work and ends interrupted builds, before the runner starts.
 pub async fn recover(state: &AppState) -> anyhow::Result<()> {
+    // Checked before anything runs, so a typo stops the start instead of every build.
+    backend::labels_from_env()?;
     let request = RecoveryRequest {
         now: now_ms(),
         dead_runners: vec![backend::runner_id()],

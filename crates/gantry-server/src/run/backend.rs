@@ -63,7 +63,8 @@ pub async fn open(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
     }
 }
 
-fn labels_from_env() -> anyhow::Result<BTreeMap<String, String>> {
+/// The extra Docker labels of `GANTRY_DOCKER_LABELS` (checked at start: a typo fails).
+pub fn labels_from_env() -> anyhow::Result<BTreeMap<String, String>> {
     let Ok(text) = std::env::var(DOCKER_LABELS_ENV) else {
         return Ok(BTreeMap::new());
     };

@@ -33,6 +33,8 @@ pub const DEFAULT_CAPACITY: usize = 4;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often expired leases (of runners that vanished) are put back in the queue.
 const REQUEUE_INTERVAL: Duration = Duration::from_secs(15);
+/// How long to wait before trying an unreachable backend again.
+const BACKEND_RETRY: Duration = Duration::from_secs(5);
 /// Claims of one workflow before it is given up.
 const MAX_ATTEMPTS: i64 = 3;
 
@@ -124,16 +126,37 @@ impl RunTarget {
 /// Starts the scheduler and the in-process runner in the background.
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
-        let backend = match backend::open(&state.config).await {
-            Ok(backend) => backend,
-            Err(error) => {
-                tracing::error!(error = %format!("{error:#}"), "the in-process runner cannot start; builds stay queued");
-                return;
-            }
+        let Some(backend) = open_backend(&state).await else {
+            return;
         };
         tokio::spawn(requeue_expired(state.clone()));
         claim_loop(state, backend).await;
     });
+}
+
+/// Opens the backend, retrying while it is unreachable (a Docker engine that starts
+/// after the server); None when the server shuts down first.
+async fn open_backend(state: &AppState) -> Option<Arc<dyn Backend>> {
+    let mut failures = 0u32;
+    loop {
+        match backend::open(&state.config).await {
+            Ok(backend) => return Some(backend),
+            Err(error) => {
+                // Said loudly once, then quietly: the retry goes on.
+                let error = format!("{error:#}");
+                if failures == 0 {
+                    tracing::error!(error = %error, "the in-process runner cannot start yet; builds stay queued, retrying every 5 s");
+                } else {
+                    tracing::debug!(error = %error, "the in-process runner still cannot start");
+                }
+                failures += 1;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(BACKEND_RETRY) => {}
+            () = state.shutdown.cancelled() => return None,
+        }
+    }
 }
 
 fn capacity() -> usize {
