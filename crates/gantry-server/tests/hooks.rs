@@ -300,3 +300,46 @@ async fn sec_02_a_forks_pull_request_gets_no_secrets() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn path_conditions_see_the_files_a_push_changed() {
+    timed(async {
+        let server = TestServer::start().await;
+        let git = tempfile::tempdir().unwrap();
+        let pipeline = format!("when:\n  path:\n    include: [\"src/**\"]\n{PIPELINE}");
+        let (url, first) = git_repo(
+            git.path(),
+            &[(".pipeline.yml", &pipeline), ("src/a.rs", "a")],
+        );
+        let work = git.path().join("work");
+        let docs = api_support::commit(&work, &[("docs/readme.md", "hello")], "docs");
+        let code = api_support::commit(&work, &[("src/b.rs", "b")], "code");
+        api_support::git(
+            &work,
+            &["push", "-q", url.trim_start_matches("file://"), "main"],
+        );
+        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (number, before, after) in [(1, &first, &docs), (2, &docs, &code)] {
+            let mut body: serde_json::Value =
+                serde_json::from_slice(&push_body("acme/app", &url, after)).unwrap();
+            body["before"] = json!(before);
+            let body = serde_json::to_vec(&body).unwrap();
+            let delivery = format!("push-{number}");
+            let (status, _) = server
+                .raw("/hooks/generic", &signed(&body, &secret, &delivery), body)
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            // One at a time, so the build numbers follow the pushes.
+            server.wait_for_build("acme/app", number).await;
+        }
+        let docs_build = server.wait_for_build("acme/app", 1).await;
+        assert_eq!(docs_build["status"], "skipped", "{docs_build}");
+        let code_build = server.wait_for_build("acme/app", 2).await;
+        assert_eq!(code_build["status"], "pending", "{code_build}");
+        server.stop().await;
+    })
+    .await;
+}
