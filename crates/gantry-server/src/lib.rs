@@ -98,6 +98,7 @@ pub async fn launch(
         git: Arc::new(git),
         cancels: run::Cancels::default(),
         approvals: builds::ApprovalBoard::default(),
+        prepare_slots: Arc::new(tokio::sync::Semaphore::new(builds::PREPARE_SLOTS)),
         metrics: Arc::default(),
         shutdown: CancellationToken::new(),
     };

@@ -25,6 +25,9 @@ pub struct AppState {
     pub cancels: crate::run::Cancels,
     /// Approval decisions, announced to the runner waiting on them.
     pub approvals: ApprovalBoard,
+    /// Hook builds fetched and compiled at once: a burst of hooks queues here instead of
+    /// starting a git fetch each.
+    pub prepare_slots: Arc<tokio::sync::Semaphore>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down: background tasks stop.

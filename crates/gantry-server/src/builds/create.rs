@@ -8,6 +8,9 @@ use crate::error::ApiResult;
 use crate::live::{EventKind, LiveEvent};
 use crate::state::AppState;
 
+/// Hook builds prepared (fetched and compiled) at once.
+pub const PREPARE_SLOTS: usize = 4;
+
 /// Stores a prepared build (enqueued when `pending`) and tells followers and the runner.
 pub async fn record(
     state: &AppState,
@@ -91,7 +94,11 @@ pub fn trigger_of_hook(event: &HookEvent) -> Option<Trigger> {
 /// Fetches, compiles and records the hook's build off the request path.
 pub fn spawn_from_hook(state: AppState, repo: Repo, trigger: Trigger) {
     tokio::spawn(async move {
-        let work = create(&state, &repo, &trigger);
+        let work = async {
+            // The semaphore is never closed, so acquiring only waits.
+            let _slot = state.prepare_slots.acquire().await;
+            create(&state, &repo, &trigger).await
+        };
         let outcome = tokio::select! {
             outcome = work => outcome,
             () = state.shutdown.cancelled() => return,

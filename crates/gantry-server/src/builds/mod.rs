@@ -9,6 +9,6 @@ mod resolve;
 
 pub use actions::{cancel, decide, promote, restart};
 pub use approval::{ApprovalBoard, DecidedApproval};
-pub use create::{create, record, spawn_from_hook, trigger_of_hook};
+pub use create::{PREPARE_SLOTS, create, record, spawn_from_hook, trigger_of_hook};
 pub use prepare::{Prepared, Trigger, compile, prepare, workflow_of};
 pub use resolve::resolve_branch;
