@@ -343,3 +343,42 @@ async fn path_conditions_see_the_files_a_push_changed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_commit_that_cannot_be_fetched_or_has_no_pipeline_gives_an_error_build() {
+    timed(async {
+        let server = TestServer::start().await;
+        let git = tempfile::tempdir().unwrap();
+        let (url, sha) = git_repo(git.path(), &[("README.md", "no pipeline here")]);
+        let secret = server.add_repo("acme", "app", &url, false).await["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let missing_commit = "1234567890abcdef1234567890abcdef12345678";
+        for (number, after) in [(1, sha.as_str()), (2, missing_commit)] {
+            let body = push_body("acme/app", &url, after);
+            let delivery = format!("d-{number}");
+            server
+                .raw("/hooks/generic", &signed(&body, &secret, &delivery), body)
+                .await;
+            server.wait_for_build("acme/app", number).await;
+        }
+        let no_file = server.wait_for_build("acme/app", 1).await;
+        assert_eq!(no_file["status"], "error", "{no_file}");
+        assert!(
+            no_file["error"].as_str().unwrap().contains(".pipeline.yml"),
+            "{no_file}"
+        );
+        let no_commit = server.wait_for_build("acme/app", 2).await;
+        assert_eq!(no_commit["status"], "error", "{no_commit}");
+        assert!(
+            no_commit["error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot fetch commit"),
+            "{no_commit}"
+        );
+        server.stop().await;
+    })
+    .await;
+}
