@@ -28,8 +28,9 @@ impl StopReason {
     fn message(self) -> String {
         match self {
             StopReason::Timeout { minutes } => format!(
-                "the build ran longer than the repository's timeout of {minutes} minutes and \
-                 was stopped; raise the timeout in the repository settings if it needs longer"
+                "the build ran longer than the repository's timeout of {minutes} minute{} and \
+                 was stopped; raise the timeout in the repository settings if it needs longer",
+                if minutes == 1 { "" } else { "s" }
             ),
             StopReason::LeaseLost => "this runner lost its claim on the workflow (the database \
                  was unreachable too long); restart the build"
