@@ -3,39 +3,12 @@
 
 mod common;
 
-use std::future::Future;
-
 use common::http_server::DumbHttp;
-use common::{GitDaemon, Repo, TEST_TIMEOUT, git};
+use common::{GitDaemon, PIPELINE, Repo, git, three_commits, within};
 use gantry_forge::{DEFAULT_CONFIG_NAMES, GitCache, GitError, Netrc};
 
-async fn within<T>(test: impl Future<Output = T>) -> T {
-    tokio::time::timeout(TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out")
-}
-
-const PIPELINE: &str = "steps:\n  - name: test\n    image: busybox\n    commands: [echo hi]\n";
-const ZERO: &str = "0000000000000000000000000000000000000000";
-
-/// main: A (.pipeline.yml, src/lib.rs, old.txt) → B (src/lib.rs) → C (README.md, -old.txt).
-fn three_commits() -> (Repo, [String; 3]) {
-    let repo = Repo::new("app");
-    let a = repo.commit(
-        "A",
-        &[
-            (".pipeline.yml", Some(PIPELINE)),
-            ("src/lib.rs", Some("1")),
-            ("old.txt", Some("x")),
-        ],
-    );
-    let b = repo.commit("B", &[("src/lib.rs", Some("2"))]);
-    let c = repo.commit("C", &[("README.md", Some("hello")), ("old.txt", None)]);
-    (repo, [a, b, c])
-}
-
 #[tokio::test]
-async fn file_url_fetches_one_commit_shallow_and_reads_the_config() {
+async fn a_local_file_url_is_read_in_place_and_gives_the_config() {
     within(async {
         let (repo, [_, _, c]) = three_commits();
         let cache_dir = tempfile::tempdir().unwrap();
@@ -60,18 +33,23 @@ async fn file_url_fetches_one_commit_shallow_and_reads_the_config() {
             None,
             "a directory is not a file"
         );
-        // Exactly that commit: the cache is shallow and holds one commit.
-        let shallow = std::fs::read_to_string(checkout.repo_dir().join("shallow")).unwrap();
-        assert_eq!(shallow.trim(), c);
-        let count = git(checkout.repo_dir(), &["rev-list", "--count", &c]);
-        assert_eq!(count, "1");
-        // A second fetch of the same commit reuses the cache (credentials are not needed
-        // for file:// and do no harm).
+        // Nothing copied: the repository on this machine is read where it is, unchanged.
+        assert_eq!(checkout.repo_dir(), repo.bare);
+        assert_eq!(std::fs::read_dir(cache_dir.path()).unwrap().count(), 0);
+        assert!(git(&repo.bare, &["for-each-ref", "refs/gantry"]).is_empty());
+        // Credentials are not needed for file:// and do no harm.
         let again = cache
             .fetch_commit(&repo.file_url(), &c, Some(credentials()))
             .await
             .unwrap();
-        assert_eq!(again.repo_dir(), checkout.repo_dir());
+        assert_eq!(again.sha(), c);
+        // A work tree's URL works too (its .git is read).
+        let work_url = format!("file://{}", repo.work.display());
+        let from_work = cache.fetch_commit(&work_url, &c, None).await.unwrap();
+        assert_eq!(
+            from_work.read_file("README.md").await.unwrap().as_deref(),
+            Some("hello")
+        );
     })
     .await;
 }
@@ -108,99 +86,11 @@ async fn drone_yml_is_the_fallback_and_a_missing_config_says_what_to_do() {
 }
 
 #[tokio::test]
-async fn push_changed_files_between_before_and_after() {
+async fn git_protocol_through_git_daemon_fetches_one_commit_shallow() {
     within(async {
-        let (repo, [a, b, c]) = three_commits();
-        let cache_dir = tempfile::tempdir().unwrap();
-        let cache = GitCache::new(cache_dir.path()).unwrap();
-        let checkout = cache
-            .fetch_commit(&repo.file_url(), &c, None)
-            .await
-            .unwrap();
-        let files = checkout.changed_files(&a, &c).await.unwrap();
-        assert_eq!(files, ["README.md", "old.txt", "src/lib.rs"]);
-        // A new branch (before = zeros) or an unknown before: the head commit alone, which
-        // needs its parent fetched (the cache held only C).
-        assert_eq!(
-            checkout.changed_files(ZERO, &c).await.unwrap(),
-            ["README.md", "old.txt"]
-        );
-        assert_eq!(
-            checkout.changed_files("", &c).await.unwrap(),
-            ["README.md", "old.txt"]
-        );
-        let gone = "1234567890123456789012345678901234567890";
-        assert_eq!(
-            checkout.changed_files(gone, &c).await.unwrap(),
-            ["README.md", "old.txt"]
-        );
-        assert_eq!(
-            checkout.changed_files(&b, &c).await.unwrap(),
-            ["README.md", "old.txt"]
-        );
-        // The root commit: all of its files.
-        let root = cache
-            .fetch_commit(&repo.file_url(), &a, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            root.changed_files(ZERO, &a).await.unwrap(),
-            [".pipeline.yml", "old.txt", "src/lib.rs"]
-        );
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn pull_request_changed_files_are_taken_against_the_merge_base() {
-    within(async {
-        let (repo, [_, b, _]) = three_commits();
-        // A feature branch from B with two commits; main moves on meanwhile.
-        git(&repo.work, &["checkout", "-q", "-b", "feature", &b]);
-        repo.commit("D", &[("feature/one.rs", Some("1"))]);
-        let head = repo.commit(
-            "E",
-            &[("feature/two.rs", Some("2")), ("src/lib.rs", Some("3"))],
-        );
-        git(&repo.work, &["checkout", "-q", "main"]);
-        let base = repo.commit("F", &[("main-only.txt", Some("m"))]);
-        let cache_dir = tempfile::tempdir().unwrap();
-        let cache = GitCache::new(cache_dir.path()).unwrap();
-        let checkout = cache
-            .fetch_commit(&repo.file_url(), &head, None)
-            .await
-            .unwrap();
-        let expected = ["feature/one.rs", "feature/two.rs", "src/lib.rs"];
-        assert_eq!(
-            checkout
-                .changed_files_against_base(&base, &head)
-                .await
-                .unwrap(),
-            expected
-        );
-        // GitLab gives the target branch, not its SHA.
-        assert_eq!(
-            checkout
-                .changed_files_against_base("main", &head)
-                .await
-                .unwrap(),
-            expected
-        );
-        let err = checkout
-            .changed_files_against_base("-bad", &head)
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("invalid branch"), "{err}");
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn git_protocol_through_git_daemon() {
-    within(async {
-        let (repo, [a, _, c]) = three_commits();
+        let (repo, [_, _, c]) = three_commits();
         let daemon = GitDaemon::start(&repo.served_root()).await;
-        let url = format!("git://127.0.0.1:{}/app.git", daemon.port);
+        let url = daemon.url("app.git");
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = GitCache::new(cache_dir.path()).unwrap();
         let checkout = cache.fetch_commit(&url, &c, None).await.unwrap();
@@ -208,14 +98,14 @@ async fn git_protocol_through_git_daemon() {
             checkout.config(&DEFAULT_CONFIG_NAMES).await.unwrap().text,
             PIPELINE
         );
-        assert_eq!(
-            checkout.changed_files(&a, &c).await.unwrap(),
-            ["README.md", "old.txt", "src/lib.rs"]
-        );
-        assert!(
-            checkout.repo_dir().join("shallow").is_file(),
-            "git:// fetches by SHA, shallow"
-        );
+        // Exactly that commit: the cache is shallow and holds one commit.
+        assert!(checkout.repo_dir().starts_with(cache_dir.path()));
+        let shallow = std::fs::read_to_string(checkout.repo_dir().join("shallow")).unwrap();
+        assert_eq!(shallow.trim(), c);
+        assert_eq!(git(checkout.repo_dir(), &["rev-list", "--count", &c]), "1");
+        // A second fetch of the same commit reuses the cache.
+        let again = cache.fetch_commit(&url, &c, None).await.unwrap();
+        assert_eq!(again.repo_dir(), checkout.repo_dir());
     })
     .await;
 }
@@ -393,10 +283,12 @@ async fn a_git_call_past_its_timeout_is_killed() {
 async fn concurrent_fetches_into_one_repository_all_succeed() {
     within(async {
         let (repo, shas) = three_commits();
+        let daemon = GitDaemon::start(&repo.served_root()).await;
+        let url = daemon.url("app.git");
         let cache_dir = tempfile::tempdir().unwrap();
         let cache = GitCache::new(cache_dir.path()).unwrap();
         let fetches = shas.iter().chain(shas.iter()).map(|sha| {
-            let (cache, url, sha) = (cache.clone(), repo.file_url(), sha.clone());
+            let (cache, url, sha) = (cache.clone(), url.clone(), sha.clone());
             tokio::spawn(async move {
                 cache
                     .fetch_commit(&url, &sha, None)

@@ -15,12 +15,17 @@ impl CommitCheckout {
     /// dropped it), the files changed by the `after` commit alone are returned.
     pub async fn changed_files(&self, before: &str, after: &str) -> Result<Vec<String>, GitError> {
         let after = sha_arg(after)?;
+        let before_known = !before.is_empty() && !is_zero_sha(before) && is_commit_sha(before);
+        let before = before.to_ascii_lowercase();
+        // Usually both commits are at hand (consecutive pushes, local repositories): one call.
+        if before_known && let Some(names) = self.try_diff_names(&before, &after).await? {
+            return Ok(names);
+        }
         let _guard = self.lock.lock().await;
         ensure_commit(&self.git, &after, 1).await?;
-        if before.is_empty() || is_zero_sha(before) || !is_commit_sha(before) {
+        if !before_known {
             return self.files_of_commit(&after).await;
         }
-        let before = before.to_ascii_lowercase();
         if let Err(err) = ensure_commit(&self.git, &before, 1).await {
             tracing::debug!(git.sha = before.as_str(), error = %err, "push base is gone; using the head commit alone");
             return self.files_of_commit(&after).await;
@@ -106,6 +111,17 @@ impl CommitCheckout {
         if !checked.status.success() {
             return Err(invalid("it is not a valid branch name"));
         }
+        if self.git.read_only {
+            let branch = format!("refs/heads/{base}");
+            let sha = self
+                .git
+                .run(
+                    "resolve the base branch",
+                    &["rev-parse", "--verify", &branch],
+                )
+                .await?;
+            return Ok(String::from_utf8_lossy(&sha).trim().to_owned());
+        }
         let local = format!("refs/gantry/branches/{base}");
         let refspec = format!("+refs/heads/{base}:{local}");
         let args = [
@@ -182,6 +198,22 @@ impl CommitCheckout {
     fn is_shallow_boundary(&self, sha: &str) -> bool {
         std::fs::read_to_string(self.git.repo.join("shallow"))
             .is_ok_and(|list| list.lines().any(|line| line.trim() == sha))
+    }
+
+    /// The diff when both commits are already present, else `None`.
+    async fn try_diff_names(&self, from: &str, to: &str) -> Result<Option<Vec<String>>, GitError> {
+        let args = [
+            "diff-tree",
+            "-r",
+            "-z",
+            "--name-only",
+            "--no-renames",
+            "--no-commit-id",
+            from,
+            to,
+        ];
+        let output = self.git.output("list changed files", &args).await?;
+        Ok(output.status.success().then(|| names(&output.stdout)))
     }
 
     async fn diff_names(&self, from: &str, to: &str) -> Result<Vec<String>, GitError> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::GitError;
@@ -53,6 +54,9 @@ pub(crate) struct Git {
     pub(crate) credentials: Option<Netrc>,
     /// The remote, for netrc's machine and for scrubbing output.
     pub(crate) remote: RemoteUrl,
+    /// `repo` is the remote itself (a local `file://` repository read in place): never
+    /// fetch into it or change it.
+    pub(crate) read_only: bool,
 }
 
 impl Git {
@@ -68,18 +72,39 @@ impl Git {
 
     /// Runs git and returns its output whatever the exit code (spawn and timeout still fail).
     pub(crate) async fn output(&self, action: &str, args: &[&str]) -> Result<Output, GitError> {
+        self.output_with_input(action, args, None).await
+    }
+
+    /// [`Git::output`] with `input` written to git's stdin (small: it is written before
+    /// the output is read).
+    pub(crate) async fn output_with_input(
+        &self,
+        action: &str,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<Output, GitError> {
         // Lives until git exits: the HOME (and any .netrc in it) is removed on drop.
         let home = self.private_home()?;
         let mut command = self.command(home.path(), args);
+        if input.is_some() {
+            command.stdin(Stdio::piped());
+        }
         tracing::debug!(
             git.action = action,
             git.remote = self.remote.display(),
             "running git"
         );
-        let child = command.spawn().map_err(|err| GitError::Spawn {
+        let mut child = command.spawn().map_err(|err| GitError::Spawn {
             message: err.to_string(),
         })?;
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        let run = async {
+            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+                // A write error means git exited early; its stderr says why.
+                let _ = stdin.write_all(input).await;
+            }
+            child.wait_with_output().await
+        };
+        match tokio::time::timeout(self.timeout, run).await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(err)) => Err(GitError::Io {
                 action: format!("wait for git to {action}"),

@@ -28,14 +28,24 @@ pub(super) async fn ensure_bare(git: &Git) -> Result<(), GitError> {
     Ok(())
 }
 
+/// The commit `sha` names (a tag object peeled), if the repository holds it.
+pub(super) async fn commit_of(git: &Git, sha: &str) -> Result<Option<String>, GitError> {
+    let object = format!("{sha}^{{commit}}");
+    let args = [
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        &object,
+    ];
+    let output = git.output("look up a commit", &args).await?;
+    let commit = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok((output.status.success() && super::is_commit_sha(&commit)).then_some(commit))
+}
+
 /// True when the repository holds the commit.
 pub(super) async fn has_commit(git: &Git, sha: &str) -> Result<bool, GitError> {
-    let object = format!("{sha}^{{commit}}");
-    Ok(git
-        .output("look up a commit", &["cat-file", "-e", &object])
-        .await?
-        .status
-        .success())
+    Ok(commit_of(git, sha).await?.is_some())
 }
 
 /// True when the repository's history is cut (it has a `shallow` file).
@@ -43,14 +53,24 @@ pub(super) fn is_shallow(git: &Git) -> bool {
     git.repo.join("shallow").is_file()
 }
 
-/// Makes sure `sha` is in the cache, fetching it `depth` deep (or everything).
-pub(super) async fn ensure_commit(git: &Git, sha: &str, depth: u32) -> Result<(), GitError> {
-    if has_commit(git, sha).await? {
-        return Ok(());
+/// Makes sure `sha` is in the cache, fetching it `depth` deep (or everything); returns the
+/// commit it names.
+pub(super) async fn ensure_commit(git: &Git, sha: &str, depth: u32) -> Result<String, GitError> {
+    if let Some(commit) = commit_of(git, sha).await? {
+        return Ok(commit);
+    }
+    if git.read_only {
+        return Err(GitError::CommitNotFound {
+            sha: sha.to_owned(),
+            remote: git.remote.display().to_owned(),
+            detail: "the local repository does not hold it".into(),
+        });
     }
     let detail = match fetch_by_sha(git, sha, depth).await {
-        Ok(()) if has_commit(git, sha).await? => return Ok(()),
-        Ok(()) => "the fetch succeeded but did not bring the commit".to_owned(),
+        Ok(()) => match commit_of(git, sha).await? {
+            Some(commit) => return Ok(commit),
+            None => "the fetch succeeded but did not bring the commit".to_owned(),
+        },
         Err(err @ GitError::Timeout { .. }) => return Err(err),
         Err(err) => err.to_string(),
     };
@@ -60,9 +80,9 @@ pub(super) async fn ensure_commit(git: &Git, sha: &str, depth: u32) -> Result<()
         "fetch by SHA refused; fetching all refs"
     );
     let full = full_fetch(git).await;
-    if has_commit(git, sha).await? {
+    if let Some(commit) = commit_of(git, sha).await? {
         pin(git, sha).await?;
-        return Ok(());
+        return Ok(commit);
     }
     let detail = match full {
         Ok(()) => detail,

@@ -5,6 +5,7 @@ mod changes;
 mod command;
 mod fetch;
 mod netrc;
+mod read;
 mod url;
 
 use std::collections::HashMap;
@@ -24,9 +25,6 @@ pub const DEFAULT_CONFIG_NAMES: [&str; 2] = [".pipeline.yml", ".drone.yml"];
 
 /// Limit on one git call unless [`GitCache::with_timeout`] sets another.
 pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Largest config file read (bigger ones are refused, not truncated).
-const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What went wrong talking to git. Messages never hold credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +177,9 @@ impl GitCache {
     /// Fetches exactly `sha` from `clone_url` (shallow when the server allows fetching by
     /// SHA, else a full fetch) and returns a handle to read it.
     ///
+    /// A `file://` repository on this machine is read in place, never written to (no copy
+    /// to make, so no fetch); a commit it lacks is [`GitError::CommitNotFound`].
+    ///
     /// `credentials` go into a temporary `.netrc` for this repository's calls only.
     pub async fn fetch_commit(
         &self,
@@ -191,28 +192,33 @@ impl GitCache {
         }
         let sha = sha.to_ascii_lowercase();
         let remote = RemoteUrl::parse(clone_url)?;
-        let repo = self.dir.join(format!(
-            "{}.git",
-            &hex::encode(Sha256::digest(remote.display()))[..32]
-        ));
+        // A repository on this machine is read in place: fetching it would only copy it.
+        let (repo, read_only) = match remote.local_repository() {
+            Some(local) => (local, true),
+            None => (self.cache_repo(&remote), false),
+        };
         let lock = self.lock_for(&repo);
         let git = Git {
             repo,
             timeout: self.timeout,
             credentials,
             remote,
+            read_only,
         };
         let guard = lock.lock().await;
-        fetch::ensure_bare(&git).await?;
-        fetch::ensure_commit(&git, &sha, 1).await?;
-        // An annotated tag's push names the tag object: build the commit it points to.
-        let peeled = format!("{sha}^{{commit}}");
-        let commit = git
-            .run("resolve the commit", &["rev-parse", "--verify", &peeled])
-            .await?;
-        let sha = String::from_utf8_lossy(&commit).trim().to_owned();
+        if !read_only {
+            fetch::ensure_bare(&git).await?;
+        }
+        // An annotated tag's push names the tag object: the commit it points to is built.
+        let sha = fetch::ensure_commit(&git, &sha, 1).await?;
         drop(guard);
         Ok(CommitCheckout { git, sha, lock })
+    }
+
+    /// The bare repository caching `remote` (named by a hash: URLs are not paths).
+    fn cache_repo(&self, remote: &RemoteUrl) -> PathBuf {
+        let name = hex::encode(Sha256::digest(remote.display()));
+        self.dir.join(format!("{}.git", &name[..32]))
     }
 
     fn lock_for(&self, repo: &Path) -> Arc<Mutex<()>> {
@@ -233,7 +239,8 @@ pub struct ConfigFile {
     pub text: String,
 }
 
-/// One fetched commit in the cache: read files at it, list what it changed.
+/// One fetched commit: read files at it ([`CommitCheckout::config`]), list what it changed
+/// ([`CommitCheckout::changed_files`]).
 #[derive(Clone)]
 pub struct CommitCheckout {
     git: Git,
@@ -258,85 +265,9 @@ impl CommitCheckout {
         &self.sha
     }
 
-    /// The bare repository in the cache holding the commit.
+    /// The repository holding the commit: a bare repository in the cache, or the local
+    /// repository itself for `file://` URLs.
     pub fn repo_dir(&self) -> &Path {
         &self.git.repo
     }
-
-    /// The file at `path` in the commit, or `None` when there is no such file.
-    pub async fn read_file(&self, path: &str) -> Result<Option<String>, GitError> {
-        check_path(path)?;
-        let object = format!("{}:{}", self.sha, path);
-        let kind = self
-            .git
-            .output("look up a file", &["cat-file", "-t", &object])
-            .await?;
-        if !kind.status.success() || kind.stdout.trim_ascii() != b"blob" {
-            return Ok(None);
-        }
-        let unreadable = |reason: String| GitError::UnreadableFile {
-            path: path.to_owned(),
-            sha: self.sha.clone(),
-            reason,
-        };
-        let size = self
-            .git
-            .run("size a file", &["cat-file", "-s", &object])
-            .await?;
-        let size: usize = String::from_utf8_lossy(&size)
-            .trim()
-            .parse()
-            .unwrap_or(usize::MAX);
-        if size > MAX_FILE_BYTES {
-            return Err(unreadable(format!(
-                "it is larger than {} MiB",
-                MAX_FILE_BYTES >> 20
-            )));
-        }
-        let bytes = self
-            .git
-            .run("read a file", &["cat-file", "blob", &object])
-            .await?;
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| unreadable("it is not UTF-8 text".into()))
-    }
-
-    /// The first of `names` that exists at the commit, with its text.
-    pub async fn config(&self, names: &[&str]) -> Result<ConfigFile, GitError> {
-        for name in names {
-            if let Some(text) = self.read_file(name).await? {
-                return Ok(ConfigFile {
-                    path: (*name).to_owned(),
-                    text,
-                });
-            }
-        }
-        Err(GitError::NoConfig {
-            names: names.join(" or "),
-            sha: self.sha.clone(),
-        })
-    }
-}
-
-/// Refuses paths that could name something outside the commit's tree or confuse git.
-fn check_path(path: &str) -> Result<(), GitError> {
-    let bad = |reason| GitError::InvalidArgument {
-        what: "path",
-        value: path.chars().take(200).collect(),
-        reason,
-    };
-    if path.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if path.starts_with('/') || path.contains('\0') || path.contains('\\') {
-        return Err(bad("it must be relative, with `/` separators and no NUL"));
-    }
-    if path
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..")
-    {
-        return Err(bad("it must not hold empty, `.` or `..` components"));
-    }
-    Ok(())
 }

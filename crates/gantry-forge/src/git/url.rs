@@ -79,6 +79,19 @@ impl RemoteUrl {
         self.password.as_deref().filter(|p| !p.is_empty())
     }
 
+    /// For a `file://` URL naming a repository on this machine: its git directory (the
+    /// bare repository, or the `.git` of a work tree).
+    pub(crate) fn local_repository(&self) -> Option<std::path::PathBuf> {
+        let rest = self.url.strip_prefix("file://")?;
+        let path = std::path::Path::new(rest);
+        if !path.is_absolute() {
+            return None;
+        }
+        [path.join(".git"), path.to_owned()]
+            .into_iter()
+            .find(|dir| dir.join("HEAD").is_file() && dir.join("objects").is_dir())
+    }
+
     /// The host name, for a netrc `machine` line.
     pub(crate) fn host(&self) -> Option<&str> {
         let rest = self.display.split_once("://")?.1;

@@ -13,6 +13,35 @@ use std::time::Duration;
 /// Limit on every async test.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Runs a test body under [`TEST_TIMEOUT`].
+pub async fn within<T>(test: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .expect("test timed out")
+}
+
+/// The pipeline committed by [`three_commits`].
+pub const PIPELINE: &str = "steps:\n  - name: test\n    image: busybox\n    commands: [echo hi]\n";
+
+/// The `before` of a new branch.
+pub const ZERO: &str = "0000000000000000000000000000000000000000";
+
+/// main: A (.pipeline.yml, src/lib.rs, old.txt) → B (src/lib.rs) → C (README.md, -old.txt).
+pub fn three_commits() -> (Repo, [String; 3]) {
+    let repo = Repo::new("app");
+    let a = repo.commit(
+        "A",
+        &[
+            (".pipeline.yml", Some(PIPELINE)),
+            ("src/lib.rs", Some("1")),
+            ("old.txt", Some("x")),
+        ],
+    );
+    let b = repo.commit("B", &[("src/lib.rs", Some("2"))]);
+    let c = repo.commit("C", &[("README.md", Some("hello")), ("old.txt", None)]);
+    (repo, [a, b, c])
+}
+
 /// Runs host git in `dir` with a fixed identity and no user config; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -105,6 +134,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The `git-daemon` binary itself: `git daemon` would run it as a child that outlives a
+/// kill of the `git` wrapper.
+pub fn daemon_binary() -> PathBuf {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("git-daemon")
+}
+
 /// `git daemon` serving `root` on loopback; killed on drop.
 pub struct GitDaemon {
     pub port: u16,
@@ -114,8 +153,7 @@ pub struct GitDaemon {
 impl GitDaemon {
     pub async fn start(root: &Path) -> Self {
         let port = free_port();
-        let child = Command::new("git")
-            .arg("daemon")
+        let child = Command::new(daemon_binary())
             .args([
                 "--reuseaddr",
                 "--export-all",
@@ -137,6 +175,13 @@ impl GitDaemon {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Self { port, child }
+    }
+}
+
+impl GitDaemon {
+    /// `git://` URL of a repository under the served root.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
     }
 }
 
