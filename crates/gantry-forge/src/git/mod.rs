@@ -178,7 +178,9 @@ impl GitCache {
     /// SHA, else a full fetch) and returns a handle to read it.
     ///
     /// A `file://` repository on this machine is read in place, never written to (no copy
-    /// to make, so no fetch); a commit it lacks is [`GitError::CommitNotFound`].
+    /// to make, so no fetch); a commit it lacks is [`GitError::CommitNotFound`]. Since any
+    /// readable repository on the server can be named that way, only admins should be able
+    /// to give a repository a `file://` clone URL.
     ///
     /// `credentials` go into a temporary `.netrc` for this repository's calls only.
     pub async fn fetch_commit(
