@@ -103,6 +103,14 @@ class Db:
             "WHERE r.name = ? AND b.number = ?", repo, number)
         return rows[0] if rows else None
 
+    def phases(self, build_id):
+        """Build recorded, workflow enqueued, workflow started (ms)."""
+        rows = self.query(
+            "SELECT b.created_at, MIN(q.enqueued_at), MIN(w.started_at) FROM builds b "
+            "JOIN workflows w ON w.build_id = b.id JOIN queue_items q ON q.build_id = b.id "
+            "WHERE b.id = ?", build_id)
+        return rows[0] if rows else None
+
     def first_step_start(self, build_id):
         rows = self.query(
             "SELECT MIN(s.started_at) FROM steps s JOIN workflows w ON w.id = s.workflow_id "
@@ -146,15 +154,19 @@ def latency(base, db, url, sha):
         t0 = time.perf_counter()
         request(base, "GET", "/healthz")
         healthz.append((time.perf_counter() - t0) * 1000)
-    samples = []
+    samples, phases = [], []
     for i in range(1, 21):
         t0_ms = time.time() * 1000
         send_hook(base, "latency", url, sha, f"latency-{i}")
         build = wait_for(lambda: db.build("latency", i))
         started = wait_for(lambda: db.first_step_start(build[0]))
         samples.append(started - t0_ms)
+        created, enqueued, wf_started = db.phases(build[0])
+        phases.append((created - t0_ms, enqueued - created, wf_started - enqueued,
+                       started - wf_started))
         wait_for(lambda: db.build("latency", i)[1] in TERMINAL, every=0.01)
-    return p50(samples), min(samples), max(samples), p50(healthz)
+    breakdown = [p50([p[k] for p in phases]) for k in range(4)]
+    return p50(samples), min(samples), max(samples), p50(healthz), breakdown
 
 
 def throughput(base, db, url, sha, pid):
@@ -199,7 +211,8 @@ def main():
             create_repo(base, "latency", lat_url)
             create_repo(base, "throughput", thr_url)
             db = Db(os.path.join(data, "gantry.db"))
-            lat_p50, lat_min, lat_max, health_p50 = latency(base, db, lat_url, lat_sha)
+            lat_p50, lat_min, lat_max, health_p50, breakdown = latency(
+                base, db, lat_url, lat_sha)
             wall, baseline, statuses, peak = throughput(base, db, thr_url, thr_sha, proc.pid)
             hwm = rss_kib(proc.pid, "VmHWM")
         finally:
@@ -210,6 +223,9 @@ def main():
           f"(min {lat_min:.1f}, max {lat_max:.1f}); target <= 20 ms")
     print(f"    baseline /healthz round trip p50: {health_p50:.2f} ms "
           f"(ratio {lat_p50 / max(health_p50, 0.001):.0f}x)")
+    print("    p50 by phase: hook -> build recorded {:.1f} ms, -> config fetched, compiled and "
+          "enqueued {:.1f} ms, -> claimed and started {:.1f} ms, -> first step running "
+          "{:.1f} ms".format(*breakdown))
     print(f"  10 builds x 20 steps: {wall:.2f} s, builds {', '.join(statuses)}; target <= 1.5 s")
     print(f"    baseline 200 x sh -c fork/exec: {baseline:.2f} s (ratio {wall / baseline:.1f}x)")
     print(f"  RSS idle: {idle / 1024:.1f} MiB (target <= 25 MiB); peak during builds: "
