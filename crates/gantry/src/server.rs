@@ -9,6 +9,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use gantry_server::{BackendChoice, ServerConfig};
 
+/// Longest a graceful stop waits for running builds to record their end.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Which backend the server's in-process runner uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ServerBackend {
@@ -91,6 +94,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     println!("gantry: listening on http://{}", server.addr());
     stop_signal().await;
     tracing::info!("stopping: finishing requests, stopping builds");
+    // Running builds are stopped and end in `error` saying the server stopped; wait for
+    // them to record that before the database closes.
+    server.state().shutdown.cancel();
+    gantry_server::run::drain(server.state(), DRAIN_LIMIT).await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -89,3 +89,36 @@ async fn kill_9_mid_build_then_restart_ends_it_in_error_and_removes_its_containe
     .await;
     reap(&test_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_build_stops_it_and_records_why_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    within(60, "graceful stop", async {
+        let mut server = start_server(&data, "local", &[], &log);
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "term").await;
+        let build = queue_build(&store, &repo, LONG).await;
+        wait_build(&store, build.build.id, |d| {
+            d.workflows[0].steps[0].status == RunStatus::Running
+        })
+        .await;
+        let pid = server.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let exit = tokio::task::spawn_blocking(move || server.child.wait().map(|s| s.code()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(exit, Some(0), "a graceful stop exits 0");
+        let stopped = store.build_by_id(build.build.id).await.unwrap().unwrap();
+        assert_eq!(stopped.build.status, RunStatus::Error, "{stopped:#?}");
+        let why = stopped.build.error.unwrap_or_default();
+        assert!(why.contains("shut down"), "{why}");
+    })
+    .await;
+}

@@ -123,6 +123,16 @@ impl RunTarget {
     }
 }
 
+/// After `state.shutdown` was cancelled: waits (at most `limit`) until the workflows
+/// running here have stopped and recorded their final status, so a graceful stop leaves
+/// no build `running`.
+pub async fn drain(state: &AppState, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while state.cancels.running() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts the scheduler and the in-process runner in the background.
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {

@@ -70,10 +70,10 @@ impl WorkflowRun {
             self.fail_workflow(&item, message).await;
         }
         keeper.cancel();
-        self.state.cancels.release(item.build_id);
         if let Err(error) = self.state.store.complete(item.id, &self.runner_id).await {
             tracing::error!(queue.item = item.id, error = %error, "completing a queue item failed");
         }
+        self.state.cancels.release(item.build_id);
     }
 
     /// Extends the lease until the returned token is cancelled; cancels the run if the
