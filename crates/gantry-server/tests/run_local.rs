@@ -172,3 +172,21 @@ async fn a_stored_plan_that_cannot_be_read_ends_the_build_in_error_with_a_reason
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_run_only_when_their_labels_fit_the_in_process_runner() {
+    within(60, "labels", async {
+        let t = start(BackendChoice::Local).await;
+        let repo = t.repo("labelled", false).await;
+        let gpu = "labels:\n  gpu: \"yes\"\nsteps:\n  - name: s\n    image: busybox\n    commands: [echo gpu]\n";
+        let waiting = t.queue(&repo, gpu, false, SHA).await;
+        let linux = "labels:\n  os: linux\n  backend: local\nsteps:\n  - name: s\n    image: busybox\n    commands: [echo linux]\n";
+        let runs = t.queue(&repo, linux, false, SHA).await;
+        let done = t.finished(runs.build.id).await;
+        assert_eq!(done.build.status, RunStatus::Success);
+        let still = t.state().store.build_by_id(waiting.build.id).await.unwrap().unwrap();
+        assert_eq!(still.build.status, RunStatus::Pending, "no runner here has a gpu");
+        t.server.shutdown().await;
+    })
+    .await;
+}

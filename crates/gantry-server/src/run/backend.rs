@@ -25,6 +25,24 @@ pub fn runner_id() -> String {
     format!("server:{host}")
 }
 
+/// The labels the in-process runner offers: `os`, `arch` (Go/Docker names: `amd64`,
+/// `arm64`) and `backend`; a pipeline's `labels:` must be a subset of them.
+pub fn runner_labels(config: &ServerConfig) -> BTreeMap<String, String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let backend = match config.backend {
+        BackendChoice::Docker => "docker",
+        BackendChoice::Local => "local",
+    };
+    [("os", std::env::consts::OS), ("arch", arch), ("backend", backend)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The backend-side id of a workflow: unique per server database.
 pub fn workflow_id(build_id: i64, workflow_id: i64) -> WorkflowId {
     WorkflowId(format!("b{build_id}-w{workflow_id}"))

@@ -8,7 +8,7 @@ pub mod plan;
 mod workflow;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -180,9 +180,9 @@ fn capacity() -> usize {
 /// Claims work while there is capacity, until the server shuts down.
 async fn claim_loop(state: AppState, backend: Arc<dyn Backend>) {
     let runner_id = backend::runner_id();
-    let labels = BTreeMap::new();
+    let labels = backend::runner_labels(&state.config);
     let slots = Arc::new(Semaphore::new(capacity()));
-    tracing::info!(runner.id = %runner_id, runner.backend = backend.name(), "in-process runner started");
+    tracing::info!(runner.id = %runner_id, runner.labels = ?labels, "in-process runner started");
     loop {
         let slot = tokio::select! {
             slot = Arc::clone(&slots).acquire_owned() => match slot {
