@@ -68,16 +68,22 @@ pub async fn prepare(
         .into_iter()
         .map(|(name, value)| (name, value.expose().to_string()))
         .collect();
-    adapt_clone_steps(&mut plan, state, &secrets);
+    let config = &state.config;
+    adapt_clone_steps(&mut plan, config.backend, &config.clone_image, &secrets);
     Ok(PreparedRun { plan, secrets })
 }
 
 /// Sets the clone image (Docker) or a host git checkout (local), plus netrc credentials.
-fn adapt_clone_steps(plan: &mut Plan, state: &AppState, secrets: &BTreeMap<String, String>) {
+fn adapt_clone_steps(
+    plan: &mut Plan,
+    backend: BackendChoice,
+    clone_image: &str,
+    secrets: &BTreeMap<String, String>,
+) {
     let has_credentials = secrets.contains_key(NETRC_USERNAME_SECRET);
     for step in plan.steps.iter_mut().filter(|s| s.kind == StepKind::Clone) {
-        match state.config.backend {
-            BackendChoice::Docker => step.image = state.config.clone_image.clone(),
+        match backend {
+            BackendChoice::Docker => step.image = clone_image.to_string(),
             BackendChoice::Local => {
                 step.commands = LOCAL_CLONE_SCRIPT.iter().map(|c| c.to_string()).collect();
             }
@@ -117,7 +123,72 @@ fn clone_host(url: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clone_host;
+    use super::*;
+
+    fn cloning_plan() -> Plan {
+        let ctx = gantry_pipeline::CompileContext {
+            repo: "o/r".into(),
+            repo_url: "https://git.example:8443/o/r.git".into(),
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            ..Default::default()
+        };
+        let yaml = "steps:\n  - name: s\n    image: busybox\n    commands: [true]\n";
+        gantry_pipeline::compile(".pipeline.yml", yaml, &ctx)
+            .expect("compiles")
+            .plans
+            .remove(0)
+    }
+
+    fn clone_step(plan: &Plan) -> &gantry_pipeline::plan::Step {
+        plan.steps
+            .iter()
+            .find(|s| s.kind == StepKind::Clone)
+            .expect("a clone step")
+    }
+
+    #[test]
+    fn docker_clones_use_the_configured_image_and_netrc_travels_as_secrets() {
+        let mut plan = cloning_plan();
+        let secrets: BTreeMap<String, String> = [
+            (NETRC_USERNAME_SECRET.to_string(), "bot".to_string()),
+            (
+                NETRC_PASSWORD_SECRET.to_string(),
+                "pa55word-xyz".to_string(),
+            ),
+        ]
+        .into();
+        adapt_clone_steps(
+            &mut plan,
+            BackendChoice::Docker,
+            "gantry-test/git:latest",
+            &secrets,
+        );
+        let clone = clone_step(&plan);
+        assert_eq!(clone.image, "gantry-test/git:latest");
+        let envs: Vec<&str> = clone.secrets.iter().map(|s| s.env.as_str()).collect();
+        assert_eq!(envs, ["CI_NETRC_USERNAME", "CI_NETRC_PASSWORD"]);
+        assert_eq!(clone.environment["CI_NETRC_MACHINE"], "git.example");
+        let printed = format!("{plan:?}");
+        assert!(
+            !printed.contains("pa55word-xyz"),
+            "the password is not in the plan"
+        );
+        let other = plan.steps.iter().find(|s| s.name == "s").unwrap();
+        assert!(
+            other.secrets.is_empty(),
+            "only the clone step gets the credentials"
+        );
+    }
+
+    #[test]
+    fn local_clones_check_out_with_host_git_and_public_repos_get_no_netrc() {
+        let mut plan = cloning_plan();
+        adapt_clone_steps(&mut plan, BackendChoice::Local, "unused", &BTreeMap::new());
+        let clone = clone_step(&plan);
+        assert!(clone.commands.iter().any(|c| c.contains("git fetch")));
+        assert!(clone.secrets.is_empty());
+        assert!(!clone.environment.contains_key("CI_NETRC_MACHINE"));
+    }
 
     #[test]
     fn clone_hosts_are_found_without_user_or_port() {
