@@ -109,6 +109,10 @@ async fn stream_step(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(StreamStop::ClientGone),
                 Some(Ok(_)) => {}
             },
+            () = state.shutdown.cancelled() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return Ok(());
+            }
         }
     }
 }
