@@ -14,8 +14,10 @@ use std::path::Path;
 use std::process::Command;
 
 use futures_util::StreamExt as _;
-use gantry_store::RunStatus;
-use server_common::{ADMIN, docker, open_store, reap, start_server, wait_build, within};
+use std::sync::Arc;
+
+use gantry_store::{BuildDetail, RunStatus, Store};
+use server_common::{ADMIN, docker, open_store, reap, start_server, within};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -112,6 +114,129 @@ fn push_payload(clone_url: &str, sha: &str) -> String {
     .to_string()
 }
 
+/// A bare repository under /tmp and the clone image that carries a copy of it.
+struct Forge {
+    root: tempfile::TempDir,
+    work: std::path::PathBuf,
+    clone_url: String,
+    image: String,
+    test_id: String,
+}
+
+impl Forge {
+    fn new(test_id: &str) -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("gantry-e2e-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let (work, bare) = (root.path().join("work"), root.path().join("srv/app.git"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "-q", "--bare"]);
+        git(&work, &["init", "-q"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        Forge {
+            clone_url: format!("file://{}", bare.display()),
+            image: format!("gantry-test/e2e-clone-{}:latest", std::process::id()),
+            test_id: test_id.to_string(),
+            work,
+            root,
+        }
+    }
+
+    /// Commits `pipeline`, pushes it, refreshes the clone image; the signed hook body.
+    fn push(&self, pipeline: &str) -> String {
+        let sha = commit(&self.work, pipeline);
+        build_clone_image(self.root.path(), &self.image, &self.test_id);
+        push_payload(&self.clone_url, &sha)
+    }
+}
+
+/// Build `number` once `done` holds for it.
+async fn wait_number(
+    store: &Arc<dyn Store>,
+    repo_id: i64,
+    number: i64,
+    done: impl Fn(&BuildDetail) -> bool,
+) -> BuildDetail {
+    loop {
+        if let Some(build) = store.build_by_number(repo_id, number).await.unwrap()
+            && done(&build)
+        {
+            return build;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Follows step `test` of build 1: tick lines seen, those seen while the step ran, and
+/// the status of the end frame.
+async fn follow_ticks(
+    base: &str,
+    store: &Arc<dyn Store>,
+    build: &BuildDetail,
+) -> (u32, u32, String) {
+    let step_id = build.workflows[0]
+        .steps
+        .iter()
+        .find(|s| s.name == "test")
+        .expect("step")
+        .id;
+    let url = format!(
+        "{}/api/repos/e2e/app/builds/1/steps/test/logs/stream",
+        base.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    let bearer = format!("Bearer {ADMIN}").parse().unwrap();
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("stream opens");
+    let (mut ticks, mut live_ticks) = (0, 0);
+    while let Some(Ok(message)) = ws.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if frame["end"] == true {
+            return (
+                ticks,
+                live_ticks,
+                frame["status"].as_str().unwrap_or_default().into(),
+            );
+        }
+        if frame["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("tick "))
+        {
+            ticks += 1;
+            let now = store.build_by_id(build.build.id).await.unwrap().unwrap();
+            let step = now.workflows[0]
+                .steps
+                .iter()
+                .find(|s| s.id == step_id)
+                .unwrap();
+            live_ticks += u32::from(step.status == RunStatus::Running);
+        }
+    }
+    panic!("the stream closed without an end frame");
+}
+
+async fn create_repo(base: &str, clone_url: &str) {
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/repos"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({
+            "owner": "e2e", "name": "app", "forge": "generic",
+            "clone_url": clone_url, "webhook_secret": SECRET
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = created.status().as_u16();
+    assert_eq!(status, 201, "{}", created.text().await.unwrap_or_default());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_push_builds_in_containers_and_streams_its_log_live() {
     if !ready() {
@@ -119,45 +244,17 @@ async fn a_signed_push_builds_in_containers_and_streams_its_log_live() {
         return;
     }
     let test_id = format!("e2e-{}", std::process::id());
-    let image = format!("gantry-test/e2e-clone-{}:latest", std::process::id());
-    let root = tempfile::Builder::new()
-        .prefix("gantry-e2e-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let (work, bare) = (root.path().join("work"), root.path().join("srv/app.git"));
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare"]);
-    git(&work, &["init", "-q"]);
-    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-    let clone_url = format!("file://{}", bare.display());
+    let forge = Forge::new(&test_id);
     let server_dir = tempfile::tempdir().unwrap();
     let data = server_dir.path().join("data");
     let labels = format!("gantry.test={test_id}");
     let env = [
         ("GANTRY_DOCKER_LABELS", labels.as_str()),
-        ("GANTRY_CLONE_IMAGE", image.as_str()),
+        ("GANTRY_CLONE_IMAGE", forge.image.as_str()),
     ];
-
     within(240, "end to end", async {
         let server = start_server(&data, "docker", &env, &server_dir.path().join("server.log"));
-        let http = reqwest::Client::new();
-        let created = http
-            .post(format!("{}/api/repos", server.base))
-            .bearer_auth(ADMIN)
-            .json(&serde_json::json!({
-                "owner": "e2e", "name": "app", "forge": "generic",
-                "clone_url": clone_url, "webhook_secret": SECRET
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            created.status().as_u16(),
-            201,
-            "{}",
-            created.text().await.unwrap_or_default()
-        );
+        create_repo(&server.base, &forge.clone_url).await;
         let store = open_store(&data).await;
         let repo = store
             .repo_by_name("e2e", "app")
@@ -165,13 +262,11 @@ async fn a_signed_push_builds_in_containers_and_streams_its_log_live() {
             .unwrap()
             .expect("repo");
 
-        let sha = commit(&work, PASSING);
-        build_clone_image(root.path(), &image, &test_id);
-        let payload = push_payload(&clone_url, &sha);
+        let payload = forge.push(PASSING);
         assert_eq!(
             send_hook(&server.base, &payload, false).await,
             401,
-            "unsigned hook refused"
+            "unsigned: 401"
         );
         let page = gantry_store::BuildPage {
             before_number: None,
@@ -181,92 +276,27 @@ async fn a_signed_push_builds_in_containers_and_streams_its_log_live() {
             store.list_builds(repo.id, page).await.unwrap().is_empty(),
             "nothing started"
         );
-
         let status = send_hook(&server.base, &payload, true).await;
         assert!(
             (200..300).contains(&status),
             "signed hook accepted: {status}"
         );
-        let build = loop {
-            if let Some(b) = store.build_by_number(repo.id, 1).await.unwrap()
-                && !b.workflows.is_empty()
-            {
-                break b;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
-        let step_id = build.workflows[0]
-            .steps
-            .iter()
-            .find(|s| s.name == "test")
-            .expect("step")
-            .id;
-        let url = format!(
-            "{}/api/repos/e2e/app/builds/1/steps/test/logs/stream",
-            server.base.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("stream opens");
-        let (mut ticks, mut live_ticks, mut end) = (0, 0, String::new());
-        while let Some(Ok(message)) = ws.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-            if frame["end"] == true {
-                end = frame["status"].as_str().unwrap_or_default().to_string();
-                break;
-            }
-            if frame["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("tick "))
-            {
-                ticks += 1;
-                let now = store.build_by_id(build.build.id).await.unwrap().unwrap();
-                let step = now.workflows[0]
-                    .steps
-                    .iter()
-                    .find(|s| s.id == step_id)
-                    .unwrap();
-                if step.status == RunStatus::Running {
-                    live_ticks += 1;
-                }
-            }
-        }
+        let build = wait_number(&store, repo.id, 1, |b| !b.workflows.is_empty()).await;
+        let (ticks, live_ticks, end) = follow_ticks(&server.base, &store, &build).await;
         assert_eq!((ticks, end.as_str()), (8, "success"));
         assert!(live_ticks > 0, "lines arrived while the step ran");
-        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        let done = wait_number(&store, repo.id, 1, |b| b.build.status.is_terminal()).await;
         assert_eq!(done.build.status, RunStatus::Success, "{done:#?}");
-        let clone = done.workflows[0]
-            .steps
-            .iter()
-            .find(|s| s.kind == "clone")
-            .expect("a clone step");
-        assert_eq!(clone.status, RunStatus::Success);
+        let clone = done.workflows[0].steps.iter().find(|s| s.kind == "clone");
+        assert_eq!(clone.expect("a clone step").status, RunStatus::Success);
 
-        let sha = commit(&work, FAILING);
-        build_clone_image(root.path(), &image, &test_id);
-        assert!(
-            (200..300)
-                .contains(&send_hook(&server.base, &push_payload(&clone_url, &sha), true).await)
-        );
-        let failed = loop {
-            if let Some(b) = store.build_by_number(repo.id, 2).await.unwrap()
-                && b.build.status.is_terminal()
-            {
-                break b;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let payload = forge.push(FAILING);
+        assert!((200..300).contains(&send_hook(&server.base, &payload, true).await));
+        let failed = wait_number(&store, repo.id, 2, |b| b.build.status.is_terminal()).await;
         assert_eq!(failed.build.status, RunStatus::Failure, "{failed:#?}");
         drop(server);
     })
     .await;
     reap(&test_id);
-    docker(&["rmi", "-f", &image]);
+    docker(&["rmi", "-f", &forge.image]);
 }
