@@ -9,7 +9,9 @@ use gantry_server::BackendChoice;
 use gantry_store::RunStatus;
 use run_common::{ADMIN, SHA, WsClient, start, step, within};
 
-const SLOW: &str = "steps:\n  - name: slow\n    image: busybox\n    commands:\n      - for i in $(seq 1 40); do echo line $i; sleep 0.05; done\n";
+/// Prints lines slowly; halfway it waits for the file `GATE` so a follower surely joins
+/// while it runs.
+const SLOW: &str = "steps:\n  - name: slow\n    image: busybox\n    commands:\n      - for i in $(seq 1 20); do echo line $i; sleep 0.02; done\n      - while [ ! -f GATE ]; do sleep 0.02; done\n      - for i in $(seq 21 40); do echo line $i; sleep 0.02; done\n";
 
 /// Reads line frames until the end frame: the line numbers and texts, and the final status.
 async fn read_to_end(ws: &mut WsClient) -> (Vec<i64>, Vec<String>, String) {
@@ -33,9 +35,11 @@ async fn a_follower_joining_mid_step_sees_every_line_exactly_once() {
     within(90, "mid-step follow", async {
         let t = start(BackendChoice::Local).await;
         let repo = t.repo("slow", false).await;
-        let queued = t.queue(&repo, SLOW, false, SHA).await;
+        let gate = t.dir.path().join("gate");
+        let slow = SLOW.replace("GATE", gate.to_str().unwrap());
+        let queued = t.queue(&repo, &slow, false, SHA).await;
         let step_id = step(&queued, "slow").id;
-        // Join once some lines are stored and the step still runs.
+        // Join once some lines are stored; the step waits at the gate until then.
         loop {
             let stored = t.state().store.read_logs(step_id, None, 0).await.unwrap();
             if stored.len() >= 8 {
@@ -61,6 +65,7 @@ async fn a_follower_joining_mid_step_sees_every_line_exactly_once() {
             RunStatus::Running,
             "joined mid-step"
         );
+        std::fs::write(&gate, "go").unwrap();
 
         let (numbers, texts, status) = read_to_end(&mut whole).await;
         assert_eq!(status, "success");
