@@ -247,6 +247,13 @@ async fn a_plain_get_of_a_stream_is_a_clear_400_and_unknown_steps_are_404() {
             .get("/api/repos/test/plain/builds/1/steps/s/logs?after=x", ADMIN)
             .await;
         assert_eq!(status, 400, "{body}");
+        let path = "/api/repos/test/plain/builds/x/steps/s/logs";
+        let (status, body) = t.get(path, ADMIN).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("\"bad_request\""),
+            "in the JSON envelope: {body}"
+        );
         t.server.shutdown().await;
     })
     .await;

@@ -1,7 +1,7 @@
 //! `GET .../steps/{step}/logs`: a step's stored log as plain text, or with `?after=N` as
 //! JSON lines (one `{"number","stream","text","elapsed_ms"}` per line) after line N.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::live::lookup::{StepPath, find_step};
+use crate::live::lookup::{StepPath, find_step, step_path};
 use crate::state::AppState;
 
 /// Query of the log route.
@@ -26,9 +26,10 @@ pub struct LogQuery {
 pub async fn step_logs(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<StepPath>,
+    path: Result<Path<StepPath>, PathRejection>,
     query: Result<Query<LogQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
+    let path = step_path(path)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let found = find_step(&state, &principal, &path).await?;
     match query.after {

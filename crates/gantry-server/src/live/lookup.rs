@@ -1,5 +1,7 @@
 //! Finding the step a log route names, answering 404 to callers who may not see it.
 
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use gantry_store::{BuildDetail, Repo, Step};
 
 use crate::auth::{Principal, can_read};
@@ -17,6 +19,16 @@ pub struct StepPath {
     pub number: i64,
     /// Step name.
     pub step: String,
+}
+
+/// The step path, or a 400 in the JSON envelope (a build number that is not a number).
+pub fn step_path(path: Result<Path<StepPath>, PathRejection>) -> ApiResult<StepPath> {
+    path.map(|Path(path)| path).map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "{}; the path is /api/repos/{{owner}}/{{name}}/builds/{{number}}/steps/{{step}}",
+            rejection.body_text()
+        ))
+    })
 }
 
 /// A step found for a caller allowed to read it.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::hub::StepFeed;
-use super::lookup::{FoundStep, StepPath, find_step, step_status};
+use super::lookup::{FoundStep, StepPath, find_step, step_path, step_status};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -44,10 +44,11 @@ struct EndFrame<'a> {
 pub async fn follow_step_logs(
     State(state): State<AppState>,
     principal: Principal,
-    Path(path): Path<StepPath>,
+    path: Result<Path<StepPath>, PathRejection>,
     query: Result<Query<AfterQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    let path = step_path(path)?;
     let found = find_step(&state, &principal, &path).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let upgrade = upgrade.map_err(|_| {
