@@ -27,6 +27,8 @@ import urllib.request
 ADMIN = "bench-admin-token-0123456789abcdef"
 SECRET = "bench-webhook-secret-0123456789"
 LATENCY_PIPELINE = "steps:\n  - name: first\n    image: busybox\n    commands: [true]\n"
+DOCKER_PIPELINE = ("clone:\n  disable: true\nsteps:\n  - name: first\n"
+                   "    image: gantry-test/busybox:latest\n    commands: [true]\n")
 THROUGHPUT_PIPELINE = "clone:\n  disable: true\nsteps:\n" + "".join(
     f"  - name: s{i}\n    image: busybox\n    commands: [echo step {i}]\n" for i in range(20)
 )
@@ -131,10 +133,11 @@ def wait_for(check, timeout=60.0, every=0.002):
     raise SystemExit("timed out waiting for the server")
 
 
-def start_server(binary, data_dir):
-    env = dict(os.environ, GANTRY_ADMIN_TOKEN=ADMIN, GANTRY_LOG="warn")
+def start_server(binary, data_dir, backend="local"):
+    env = dict(os.environ, GANTRY_ADMIN_TOKEN=ADMIN, GANTRY_LOG="warn",
+               GANTRY_DOCKER_LABELS=f"gantry.bench={os.getpid()}")
     proc = subprocess.Popen(
-        [binary, "server", "--listen", "127.0.0.1:0", "--backend", "local",
+        [binary, "server", "--listen", "127.0.0.1:0", "--backend", backend,
          "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         env=env, text=True)
     for line in proc.stdout:
@@ -148,7 +151,7 @@ def p50(values):
     return statistics.median(values)
 
 
-def latency(base, db, url, sha):
+def latency(base, db, url, sha, name="latency"):
     healthz = []
     for _ in range(20):
         t0 = time.perf_counter()
@@ -157,14 +160,14 @@ def latency(base, db, url, sha):
     samples, phases = [], []
     for i in range(1, 21):
         t0_ms = time.time() * 1000
-        send_hook(base, "latency", url, sha, f"latency-{i}")
-        build = wait_for(lambda: db.build("latency", i))
+        send_hook(base, name, url, sha, f"{name}-{i}")
+        build = wait_for(lambda: db.build(name, i))
         started = wait_for(lambda: db.first_step_start(build[0]))
         samples.append(started - t0_ms)
         created, enqueued, wf_started = db.phases(build[0])
         phases.append((created - t0_ms, enqueued - created, wf_started - enqueued,
                        started - wf_started))
-        wait_for(lambda: db.build("latency", i)[1] in TERMINAL, every=0.01)
+        wait_for(lambda: db.build(name, i)[1] in TERMINAL, every=0.01)
     breakdown = [p50([p[k] for p in phases]) for k in range(4)]
     return p50(samples), min(samples), max(samples), p50(healthz), breakdown
 
@@ -198,6 +201,30 @@ def throughput(base, db, url, sha, pid):
     return wall, baseline, statuses, peak[0]
 
 
+def docker_ready():
+    return subprocess.run(["docker", "image", "inspect", "gantry-test/busybox:latest"],
+                          capture_output=True).returncode == 0
+
+
+def docker_latency(binary, root):
+    """Webhook -> first step running on the Docker backend (no clone step: a container)."""
+    url, sha = make_repo(root, "dockerlat", DOCKER_PIPELINE)
+    data = os.path.join(root, "data-docker")
+    proc, base = start_server(binary, data, "docker")
+    try:
+        create_repo(base, "dockerlat", url)
+        db = Db(os.path.join(data, "gantry.db"))
+        return latency(base, db, url, sha, "dockerlat")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        label = f"label=gantry.bench={os.getpid()}"
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", label],
+                             capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
 def main():
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory(prefix="gantry-bench-") as root:
@@ -218,6 +245,7 @@ def main():
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        docker = docker_latency(binary, root) if docker_ready() else None
     print("gantry server, local backend (figures, not assertions)")
     print(f"  webhook -> first step running, p50 of 20: {lat_p50:.1f} ms "
           f"(min {lat_min:.1f}, max {lat_max:.1f}); target <= 20 ms")
@@ -226,6 +254,11 @@ def main():
     print("    p50 by phase: hook -> build recorded {:.1f} ms, -> config fetched, compiled and "
           "enqueued {:.1f} ms, -> claimed and started {:.1f} ms, -> first step running "
           "{:.1f} ms".format(*breakdown))
+    if docker:
+        print(f"  docker backend, webhook -> first step (a container) running, p50 of 20: "
+              f"{docker[0]:.1f} ms (min {docker[1]:.1f}, max {docker[2]:.1f})")
+    else:
+        print("  docker backend: skipped (no engine or no gantry-test/busybox image)")
     print(f"  10 builds x 20 steps: {wall:.2f} s, builds {', '.join(statuses)}; target <= 1.5 s")
     print(f"    baseline 200 x sh -c fork/exec: {baseline:.2f} s (ratio {wall / baseline:.1f}x)")
     print(f"  RSS idle: {idle / 1024:.1f} MiB (target <= 25 MiB); peak during builds: "
