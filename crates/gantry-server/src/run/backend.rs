@@ -37,10 +37,14 @@ pub fn runner_labels(config: &ServerConfig) -> BTreeMap<String, String> {
         BackendChoice::Docker => "docker",
         BackendChoice::Local => "local",
     };
-    [("os", std::env::consts::OS), ("arch", arch), ("backend", backend)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("os", std::env::consts::OS),
+        ("arch", arch),
+        ("backend", backend),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// The backend-side id of a workflow: unique per server database.
