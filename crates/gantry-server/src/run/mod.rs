@@ -1,5 +1,11 @@
 //! The scheduler and the in-process runner: claims queued workflows under a lease, runs
 //! them with [`gantry_runner::Runtime`], and writes what happens to the store and the hub.
+//!
+//! Settings read from the environment (the server's config has no field for them yet):
+//! `GANTRY_RUNNER_CAPACITY` (workflows at once, default 4) and `GANTRY_DOCKER_LABELS`
+//! (`key=value,...` added to every Docker object). A private repository's clone step gets
+//! the repository secrets `netrc_username`, `netrc_password` (and optionally
+//! `netrc_machine`) as masked `CI_NETRC_*` variables.
 
 mod approver;
 pub mod backend;
