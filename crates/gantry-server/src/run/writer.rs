@@ -165,3 +165,128 @@ fn stream_name(stream: OutputStream) -> &'static str {
         OutputStream::Stderr => "stderr",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BackendChoice, ServerConfig};
+    use gantry_runner::StepReport;
+    use gantry_store::{BuildEvent, ForgeKind, NewBuild, NewRepo, NewStep, NewWorkflow};
+
+    async fn build_with_steps(state: &AppState, name: &str, steps: &[&str]) -> RunTarget {
+        let new = NewRepo::new(
+            "o",
+            name,
+            ForgeKind::Generic,
+            "file:///x.git",
+            "s3cret-s3cret-s3cret",
+        );
+        let repo = state.store.create_repo(&new).await.unwrap();
+        let workflow = NewWorkflow {
+            name: "w".into(),
+            plan: "{}".into(),
+            labels: Default::default(),
+            steps: steps
+                .iter()
+                .map(|s| NewStep {
+                    name: (*s).into(),
+                    kind: "commands".into(),
+                    needs: vec![],
+                })
+                .collect(),
+        };
+        let build = NewBuild {
+            repo_id: repo.id,
+            event: BuildEvent::Manual,
+            git_ref: "refs/heads/main".into(),
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            before: String::new(),
+            message: String::new(),
+            author: String::new(),
+            sender: "t".into(),
+            status: RunStatus::Pending,
+            error: None,
+            parent_id: None,
+            deploy_target: None,
+            diagnostics: None,
+            created_at: now_ms(),
+        };
+        let detail = state.store.create_build(&build, &[workflow]).await.unwrap();
+        let wf = &detail.workflows[0];
+        RunTarget {
+            runner_id: "server:test".into(),
+            repo_id: repo.id,
+            repo: repo.full_name(),
+            build_id: detail.build.id,
+            build_number: detail.build.number,
+            workflow_id: wf.workflow.id,
+            steps: wf.steps.clone(),
+            approval_steps: vec![],
+        }
+    }
+
+    fn report(step: &str, status: StepStatus) -> RunEvent {
+        RunEvent::Step(StepReport {
+            status,
+            ..StepReport::pending(step)
+        })
+    }
+
+    #[tokio::test]
+    async fn sec_05_runner_reports_move_steps_forward_only_and_stay_in_their_workflow() {
+        let run = async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = ServerConfig::new(dir.path());
+            config.backend = BackendChoice::Local;
+            config.no_local_runner = true;
+            config.admin_token = Some("writer-test-admin-token-0123".into());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let server = crate::launch(listener, config).await.unwrap();
+            let state = server.state().clone();
+            let mine = build_with_steps(&state, "mine", &["build"]).await;
+            let other = build_with_steps(&state, "other", &["deploy"]).await;
+
+            let (tx, rx) = mpsc::channel(16);
+            let writing = tokio::spawn(RunWriter::new(state.clone(), mine.clone()).run(rx));
+            tx.send(report("build", StepStatus::Running)).await.unwrap();
+            tx.send(report("build", StepStatus::Success)).await.unwrap();
+            // A late or forged report cannot move the finished step back.
+            tx.send(report("build", StepStatus::Running)).await.unwrap();
+            // Names outside this workflow (another build's step) are not written.
+            tx.send(report("deploy", StepStatus::Failure))
+                .await
+                .unwrap();
+            let mut batch = gantry_runner::LogBatch::new("deploy", 1);
+            batch.push(gantry_runner::OutputStream::Stdout, "injected", 0);
+            tx.send(RunEvent::Logs(batch)).await.unwrap();
+            drop(tx);
+            writing.await.unwrap();
+
+            let step_of = |target: &RunTarget| target.steps[0].id;
+            let mine_now = state
+                .store
+                .build_by_id(mine.build_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(mine_now.workflows[0].steps[0].status, RunStatus::Success);
+            let other_now = state
+                .store
+                .build_by_id(other.build_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(other_now.workflows[0].steps[0].status, RunStatus::Pending);
+            let lines = state
+                .store
+                .read_logs(step_of(&other), None, 0)
+                .await
+                .unwrap();
+            assert!(lines.is_empty(), "no line reached another workflow's step");
+            server.shutdown().await;
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .expect("finishes in time");
+    }
+}
