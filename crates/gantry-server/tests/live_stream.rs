@@ -284,3 +284,45 @@ async fn sec_09_secrets_are_masked_in_live_frames() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_13_log_and_event_routes_need_a_user_or_admin_token() {
+    within(60, "token scopes", async {
+        let t = start(BackendChoice::Local).await;
+        let repo = t.repo("scoped", false).await;
+        let yaml = "steps:\n  - name: s\n    image: busybox\n    commands: [echo hi]\n";
+        let queued = t.queue(&repo, yaml, false, SHA).await;
+        t.finished(queued.build.id).await;
+        let runner = gantry_store::NewToken {
+            name: "runner".into(),
+            subject: "runner-1".into(),
+            role: gantry_store::TokenRole::Runner,
+            scope: None,
+        };
+        let now = gantry_store::now_ms();
+        let (_, runner) = t.state().store.create_token(&runner, now).await.unwrap();
+        let runner = runner.expose().to_string();
+        let logs = "/api/repos/test/scoped/builds/1/steps/s/logs";
+        assert_eq!(t.get(logs, &runner).await.0, 403, "runner token on logs");
+        let stream = format!("{logs}/stream");
+        assert_eq!(t.websocket(&stream, &runner).await.err(), Some(403));
+        assert_eq!(t.websocket("/api/events", &runner).await.err(), Some(403));
+        assert_eq!(t.websocket("/api/events", "").await.err(), Some(401));
+        let (status, _) = t
+            .http
+            .get(format!("{}{logs}", t.base))
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), ()))
+            .unwrap();
+        assert_eq!(status, 401, "no token");
+        let user = t.user_token(None).await;
+        assert_eq!(
+            t.get(logs, &user).await.0,
+            200,
+            "public logs for any user token"
+        );
+        t.server.shutdown().await;
+    })
+    .await;
+}
