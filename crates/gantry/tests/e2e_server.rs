@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use std::sync::Arc;
 
 use gantry_store::{BuildDetail, RunStatus, Store};
-use server_common::{ADMIN, docker, open_store, reap, start_server, within};
+use server_common::{ADMIN, docker, open_store, start_server, within};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -244,6 +244,7 @@ async fn a_signed_push_builds_in_containers_and_streams_its_log_live() {
         return;
     }
     let test_id = format!("e2e-{}", std::process::id());
+    let _reaper = server_common::Reaper(test_id.clone());
     let forge = Forge::new(&test_id);
     let server_dir = tempfile::tempdir().unwrap();
     let data = server_dir.path().join("data");
@@ -297,6 +298,5 @@ async fn a_signed_push_builds_in_containers_and_streams_its_log_live() {
         drop(server);
     })
     .await;
-    reap(&test_id);
     docker(&["rmi", "-f", &forge.image]);
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use gantry_store::{RunStatus, now_ms};
 use server_common::{
-    create_repo, docker_ready, labelled_objects, open_store, queue_build, reap, start_server,
-    wait_build, within,
+    create_repo, docker_ready, labelled_objects, open_store, queue_build, start_server, wait_build,
+    within,
 };
 
 const LONG: &str = "steps:\n  - name: long\n    image: gantry-test/busybox:latest\n    commands: [echo started, sleep 300]\n";
@@ -23,6 +23,7 @@ async fn kill_9_mid_build_then_restart_ends_it_in_error_and_removes_its_containe
         return;
     }
     let test_id = format!("recovery-{}", std::process::id());
+    let _reaper = server_common::Reaper(test_id.clone());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
@@ -87,7 +88,6 @@ async fn kill_9_mid_build_then_restart_ends_it_in_error_and_removes_its_containe
         assert!(left.is_empty(), "left behind: {left:?}");
     })
     .await;
-    reap(&test_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,3 +229,12 @@ pub fn reap(test_id: &str) {
         docker(&["volume", "rm", "-f", id]);
     }
 }
+
+/// Removes what carries `gantry.test=<id>` when dropped, however the test ends.
+pub struct Reaper(pub String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        reap(&self.0);
+    }
+}
