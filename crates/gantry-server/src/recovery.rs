@@ -56,6 +56,7 @@ pub async fn recover(state: &AppState) -> anyhow::Result<()> {
             }
             let dir = backend::workspaces_dir(&state.config).join(format!("gantry-{id}"));
             if dir.exists() {
+                kill_processes_in(&dir);
                 let _ = tokio::fs::remove_dir_all(&dir).await;
             }
         }
@@ -65,4 +66,32 @@ pub async fn recover(state: &AppState) -> anyhow::Result<()> {
         tracing::warn!(error = %error, "removing leftovers failed");
     }
     Ok(())
+}
+
+/// Kills the processes whose working directory is inside `dir`: local-backend steps
+/// that outlived the killed server (they run in their own process groups).
+fn kill_processes_in(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let inside =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
+        if inside {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                tracing::info!(
+                    process.pid = pid.as_raw(),
+                    "killed a step process left by the last stop"
+                );
+            }
+        }
+    }
 }

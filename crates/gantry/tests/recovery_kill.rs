@@ -122,3 +122,61 @@ async fn sigterm_mid_build_stops_it_and_records_why_before_exiting() {
     })
     .await;
 }
+
+/// True while `pid` runs (a zombie waiting for its parent does not count).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_on_the_local_backend_then_restart_kills_left_steps_and_removes_workspaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let pid_file = dir.path().join("step.pid");
+    // `$$$$` is the pipeline escape for the shell's `$$`: the step writes its own pid.
+    let pipeline = format!(
+        "steps:\n  - name: long\n    image: busybox\n    commands:\n      - echo $$$$ > {}\n      - exec sleep 300\n",
+        pid_file.display()
+    );
+    within(60, "local recovery", async {
+        let mut first = start_server(&data, "local", &[], &log);
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "localcrash").await;
+        let build = queue_build(&store, &repo, &pipeline).await;
+        let pid = loop {
+            match std::fs::read_to_string(&pid_file) {
+                Ok(pid) if !pid.trim().is_empty() => break pid.trim().to_string(),
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        };
+        first.child.kill().expect("kill -9");
+        first.child.wait().expect("reaped");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            alive(&pid),
+            "the step outlives the killed server: pid {pid}: {stat}"
+        );
+        let workspaces = data.join("workspaces");
+        let left_before = std::fs::read_dir(&workspaces).unwrap().count();
+        assert!(left_before > 0, "its workspace is still there");
+
+        let _second = start_server(&data, "local", &[], &log);
+        let ended = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(ended.build.status, RunStatus::Error);
+        while alive(&pid) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let left: Vec<_> = std::fs::read_dir(&workspaces)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "workspaces left: {left:?}");
+    })
+    .await;
+}
