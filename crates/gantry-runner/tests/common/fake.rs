@@ -42,6 +42,8 @@ pub struct StepScript {
     pub prepare_error: Option<String>,
     /// `wait_step` returns only once `prepare_step` was called for this step.
     pub wait_for_prepare_of: Option<String>,
+    /// `start_step` returns only once the test called [`FakeBackend::release_starts`].
+    pub start_held: bool,
 }
 
 impl Default for StepScript {
@@ -57,6 +59,7 @@ impl Default for StepScript {
             hang: false,
             prepare_error: None,
             wait_for_prepare_of: None,
+            start_held: false,
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct FakeBackend {
     prepare_seen: Notify,
     /// `CI_BUILD_STATUS` each step was prepared / started with.
     statuses: Mutex<HashMap<Call, String>>,
+    /// Set once held starts may return.
+    starts_released: tokio::sync::watch::Sender<bool>,
 }
 
 impl FakeBackend {
@@ -154,6 +159,11 @@ impl FakeBackend {
             .iter()
             .map(|(c, _)| c.clone())
             .collect()
+    }
+
+    /// Lets every held `start_step` return.
+    pub fn release_starts(&self) {
+        self.starts_released.send_replace(true);
     }
 
     /// Most steps prepared and not (yet) started at once.
@@ -232,6 +242,10 @@ impl Backend for FakeBackend {
         self.record(Call::Start(step.name.clone()));
         self.note_status(Call::Start(step.name.clone()), step);
         self.prepared.lock().unwrap().remove(&step.name);
+        if self.script_of(&step.name).start_held {
+            let mut released = self.starts_released.subscribe();
+            let _ = released.wait_for(|r| *r).await;
+        }
         if let Some(e) = self.script_of(&step.name).start_error {
             return Err(BackendError::Other(e));
         }
