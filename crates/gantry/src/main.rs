@@ -1,5 +1,6 @@
-//! `gantry`: the one binary (exec, lint, compile, schema; server and runner later).
+//! `gantry`: the one binary (server, exec, lint, compile, schema, and API client commands).
 
+mod client;
 mod context;
 mod exec;
 mod lint;
@@ -18,6 +19,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    connection: client::Connection,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +35,9 @@ enum Command {
     Schema,
     /// Run the Gantry server: webhooks, API, live logs and an in-process runner.
     Server(server::ServerArgs),
+    /// Talk to a server: repositories, secrets, builds, logs (`--server`, `--token`).
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// Which backend runs the steps.
@@ -132,6 +138,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => lint::compile(args),
         Command::Schema => lint::schema(),
         Command::Server(args) => server::run(args),
+        Command::Client(command) => client::run(cli.connection, command),
     };
     match result {
         Ok(code) => code,
