@@ -3,7 +3,9 @@
 //!
 //! Run it with `bash bench/docker.sh` (release build, test image built first).
 //! Options: `--steps N` (default 20), `--rounds R` (default 3; the median is reported),
-//! `--calls` (also print how long each backend call took, summed over all rounds).
+//! `--calls` (also print how long each backend call took, summed over all rounds),
+//! `--timeline` (also print, for the last run through the Runtime, where each step's time
+//! went between the calls).
 
 mod timed;
 
@@ -18,7 +20,7 @@ use gantry_runner::{Backend, PipelineStatus, RunConfig, Runtime, WorkflowId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use timed::{Timed, Totals};
+use timed::{Span, Timed, Totals};
 
 const IMAGE: &str = "gantry-test/busybox:latest";
 
@@ -29,6 +31,7 @@ struct Options {
     steps: usize,
     rounds: usize,
     calls: bool,
+    timeline: bool,
 }
 
 fn main() -> Result<(), BoxError> {
@@ -44,11 +47,16 @@ fn parse_args() -> Result<Options, String> {
         steps: 20,
         rounds: 3,
         calls: false,
+        timeline: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--calls" {
             options.calls = true;
+            continue;
+        }
+        if arg == "--timeline" {
+            options.timeline = true;
             continue;
         }
         let value = args.next().and_then(|v| v.parse::<usize>().ok());
@@ -57,7 +65,7 @@ fn parse_args() -> Result<Options, String> {
             ("--rounds", Some(v)) if v > 0 => options.rounds = v,
             _ => {
                 return Err(format!(
-                    "usage: bench_docker [--steps N] [--rounds R] [--calls] (at `{arg}`)"
+                    "usage: bench_docker [--steps N] [--rounds R] [--calls] [--timeline] (at `{arg}`)"
                 ));
             }
         }
@@ -65,14 +73,22 @@ fn parse_args() -> Result<Options, String> {
     Ok(options)
 }
 
-/// Median times of the four ways, and the per-call breakdown of the two backend ways.
+/// The four ways measured, in the order of their columns.
+const WAYS: [&str; 4] = [
+    "docker run --rm loop",
+    "docker run --rm --network",
+    "backend (direct)",
+    "backend via Runtime",
+];
+
+/// The times of every round (one per way, as in [`WAYS`]), and the per-call breakdown of
+/// the two backend ways.
 struct Figures {
-    shell: Duration,
-    shell_on_network: Duration,
-    direct: Duration,
-    runtime: Duration,
+    rounds: Vec<[Duration; 4]>,
     direct_calls: Totals,
     runtime_calls: Totals,
+    /// The calls of the last run through the Runtime.
+    last_runtime_spans: Vec<Span>,
 }
 
 async fn bench(options: Options) -> Result<(), BoxError> {
@@ -97,7 +113,8 @@ async fn bench(options: Options) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Runs the rounds, interleaving the three ways so load changes hit them alike.
+/// Runs the rounds. Each round runs the four ways once, starting with a different one
+/// each time, so a change of load over the run does not favour one of them.
 async fn measure(
     backend: &Arc<Timed<DockerBackend>>,
     plan: &Plan,
@@ -105,57 +122,79 @@ async fn measure(
     options: &Options,
     network: &str,
 ) -> Result<Figures, BoxError> {
-    let (mut shell, mut direct, mut runtime) = (Vec::new(), Vec::new(), Vec::new());
-    let mut shell_on_network = Vec::new();
-    let (mut direct_calls, mut runtime_calls) = (Totals::new(), Totals::new());
+    let mut figures = Figures {
+        rounds: Vec::new(),
+        direct_calls: Totals::new(),
+        runtime_calls: Totals::new(),
+        last_runtime_spans: Vec::new(),
+    };
     for round in 0..options.rounds {
-        shell.push(docker_run_loop(options.steps, None)?);
-        shell_on_network.push(docker_run_loop(options.steps, Some(network))?);
-        let id = format!("{bench_id}-d{round}");
-        direct.push(backend_direct(backend.as_ref(), plan, &id).await?);
-        merge(&mut direct_calls, backend.take());
-        let id = WorkflowId(format!("{bench_id}-r{round}"));
-        runtime.push(runtime_run(backend, plan, &id).await?);
-        merge(&mut runtime_calls, backend.take());
+        let mut times = [Duration::ZERO; 4];
+        for way in (0..4).map(|k| (k + round) % 4) {
+            times[way] = match way {
+                0 => docker_run_loop(options.steps, None)?,
+                1 => docker_run_loop(options.steps, Some(network))?,
+                2 => {
+                    let id = format!("{bench_id}-d{round}");
+                    let took = backend_direct(backend.as_ref(), plan, &id).await?;
+                    merge(&mut figures.direct_calls, backend.take().totals);
+                    took
+                }
+                _ => {
+                    let id = WorkflowId(format!("{bench_id}-r{round}"));
+                    let took = runtime_run(backend, plan, &id).await?;
+                    let measured = backend.take();
+                    merge(&mut figures.runtime_calls, measured.totals);
+                    figures.last_runtime_spans = measured.spans;
+                    took
+                }
+            };
+        }
+        figures.rounds.push(times);
     }
-    Ok(Figures {
-        shell: median(shell),
-        shell_on_network: median(shell_on_network),
-        direct: median(direct),
-        runtime: median(runtime),
-        direct_calls,
-        runtime_calls,
-    })
+    Ok(figures)
 }
 
 fn report(f: &Figures, options: &Options) {
     let (steps, rounds) = (options.steps, options.rounds);
-    println!("steps: {steps} sequential `true` in {IMAGE}; median of {rounds} rounds");
-    println!("                                   total   ratio vs loop   vs loop on a network");
-    let line = |name: &str, d: Duration| {
+    println!("steps: {steps} sequential `true` in {IMAGE}; {rounds} rounds");
+    println!(
+        "                            median total   ratio vs loop (min-max)   vs loop on a network"
+    );
+    for (way, name) in WAYS.iter().enumerate() {
+        let totals: Vec<Duration> = f.rounds.iter().map(|r| r[way]).collect();
+        // Ratios within a round: both sides ran under the same load.
+        let ratios = |base: usize| -> Vec<f64> {
+            let mut r: Vec<f64> = f.rounds.iter().map(|t| ratio(t[way], t[base])).collect();
+            r.sort_by(f64::total_cmp);
+            r
+        };
+        let (vs_loop, vs_network) = (ratios(0), ratios(1));
         println!(
-            "{name:<28} {:>9.1} ms   {:>12.2}   {:>20.2}",
-            ms(d),
-            ratio(d, f.shell),
-            ratio(d, f.shell_on_network)
+            "{name:<28} {:>9.1} ms   {:>6.2} ({:.2}-{:.2})   {:>20.2}",
+            ms(median(totals)),
+            vs_loop[vs_loop.len() / 2],
+            vs_loop[0],
+            vs_loop[vs_loop.len() - 1],
+            vs_network[vs_network.len() / 2],
         );
-    };
-    line("docker run --rm loop", f.shell);
-    line("docker run --rm --network", f.shell_on_network);
-    line("backend (direct)", f.direct);
-    line("backend via Runtime", f.runtime);
-    let per_step = |d: Duration| ms(d) / steps as f64;
+    }
+    let per_step =
+        |way: usize| ms(median(f.rounds.iter().map(|r| r[way]).collect())) / steps as f64;
     println!(
         "per step: loop {:.1} ms, loop on a network {:.1} ms, direct {:.1} ms, runtime {:.1} ms",
-        per_step(f.shell),
-        per_step(f.shell_on_network),
-        per_step(f.direct),
-        per_step(f.runtime),
+        per_step(0),
+        per_step(1),
+        per_step(2),
+        per_step(3),
     );
     if options.calls {
         println!("backend calls, summed over {rounds} rounds:");
         timed::print("direct", &f.direct_calls);
         timed::print("via Runtime", &f.runtime_calls);
+    }
+    if options.timeline {
+        timed::print_timeline(&f.last_runtime_spans);
     }
 }
 
