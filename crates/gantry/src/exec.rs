@@ -34,6 +34,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut ctx = local_context(&cwd, &args.event);
     ctx.clone = false;
     ctx.secrets = Some(secrets.keys().cloned().collect());
+    ctx.extra_env = args
+        .env
+        .iter()
+        .map(|pair| parse_pair(pair, "--env"))
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let compiled = match gantry_pipeline::compile(&name, &source, &ctx) {
         Ok(compiled) => compiled,
         Err(diagnostics) => {
@@ -54,16 +59,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let env = args
-        .env
-        .iter()
-        .map(|pair| parse_pair(pair, "--env"))
-        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    let plans = compiled
-        .plans
-        .into_iter()
-        .map(|plan| select_steps(plan, &args.steps, args.with_deps).map(|p| with_env(p, &env)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let plans = select_plans(compiled.plans, &args.steps, args.with_deps)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -84,22 +80,38 @@ fn collect_secrets(args: &ExecArgs) -> anyhow::Result<BTreeMap<String, String>> 
     Ok(secrets)
 }
 
-/// Keeps only the named steps (and, with `with_deps`, everything they need).
-fn select_steps(mut plan: Plan, names: &[String], with_deps: bool) -> anyhow::Result<Plan> {
+/// Applies `--step` to every plan: a plan without any of the named steps is left out, and a
+/// name no plan has is an error.
+fn select_plans(plans: Vec<Plan>, names: &[String], with_deps: bool) -> anyhow::Result<Vec<Plan>> {
     if names.is_empty() {
-        return Ok(plan);
+        return Ok(plans);
     }
-    let known: BTreeSet<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
     for name in names {
-        if !known.contains(name.as_str()) {
-            let list: Vec<&str> = known.iter().copied().collect();
+        if !plans
+            .iter()
+            .any(|p| p.steps.iter().any(|s| &s.name == name))
+        {
+            let mut known: Vec<&str> = plans
+                .iter()
+                .flat_map(|p| p.steps.iter().map(|s| s.name.as_str()))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
             bail!(
-                "--step {name}: pipeline `{}` has no such step (its steps: {})",
-                plan.name,
-                list.join(", ")
+                "--step {name}: no such step in any pipeline (steps: {})",
+                known.join(", ")
             );
         }
     }
+    Ok(plans
+        .into_iter()
+        .filter(|p| p.steps.iter().any(|s| names.contains(&s.name)))
+        .map(|p| select_steps(p, names, with_deps))
+        .collect())
+}
+
+/// Keeps only the named steps of a plan (and, with `with_deps`, everything they need).
+fn select_steps(mut plan: Plan, names: &[String], with_deps: bool) -> Plan {
     let mut keep: BTreeSet<String> = names.iter().cloned().collect();
     if with_deps {
         let mut todo: Vec<String> = keep.iter().cloned().collect();
@@ -121,14 +133,6 @@ fn select_steps(mut plan: Plan, names: &[String], with_deps: bool) -> anyhow::Re
     for step in &mut plan.steps {
         step.needs.retain(|n| keep.contains(n));
     }
-    Ok(plan)
-}
-
-fn with_env(mut plan: Plan, env: &BTreeMap<String, String>) -> Plan {
-    for step in plan.services.iter_mut().chain(plan.steps.iter_mut()) {
-        step.environment
-            .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
     plan
 }
 
@@ -140,7 +144,6 @@ async fn choose_backend(
     let docker = || {
         DockerBackend::connect(DockerConfig {
             host_workspace: Some(workspace.to_path_buf()),
-            owner: format!("exec:{}:{}", hostname(), std::process::id()),
             ..DockerConfig::default()
         })
     };
@@ -165,12 +168,6 @@ async fn choose_backend(
             }
         },
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 async fn run_plans(
@@ -216,9 +213,29 @@ async fn run_plans(
     let runtime = Runtime::new(backend, config).with_approver(approver);
 
     let mut all_ok = true;
-    for (index, plan) in plans.iter().enumerate() {
+    // Pipelines run one after another, each once the pipelines it `depends_on` are done.
+    let mut results: BTreeMap<String, bool> = BTreeMap::new();
+    for (index, plan) in in_dependency_order(&plans).into_iter().enumerate() {
+        let header = describe(plan);
+        let deps_ok = plan
+            .depends_on
+            .iter()
+            .all(|d| results.get(d) != Some(&false));
+        let runs = if deps_ok {
+            plan.run_on.success
+        } else {
+            plan.run_on.failure
+        };
+        if !runs {
+            let why = if deps_ok {
+                "it runs only after a failure"
+            } else {
+                "a pipeline it depends on failed"
+            };
+            lock(&printer).line(&format!("=== pipeline {header} skipped: {why}"));
+            continue;
+        }
         if plans.len() > 1 {
-            let header = describe(plan);
             lock(&printer).line(&format!("=== pipeline {header}"));
         }
         let id = WorkflowId(format!("exec-{}-{index}", std::process::id()));
@@ -242,7 +259,10 @@ async fn run_plans(
             ),
         };
         p.line(&format!("\n{verdict}"));
-        all_ok &= outcome.status == PipelineStatus::Success;
+        let ok = outcome.status == PipelineStatus::Success;
+        all_ok &= ok;
+        let entry = results.entry(plan.name.clone()).or_insert(true);
+        *entry &= ok;
         if cancel.is_cancelled() {
             return Ok(ExitCode::from(130));
         }
@@ -252,6 +272,32 @@ async fn run_plans(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The plans in an order where each comes after the pipelines it depends on (file order
+/// otherwise; the compiler has refused cycles and unknown names).
+fn in_dependency_order(plans: &[Plan]) -> Vec<&Plan> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut left: Vec<&Plan> = plans.iter().collect();
+    let mut ordered = Vec::with_capacity(plans.len());
+    while !left.is_empty() {
+        let ready = |p: &&Plan| {
+            p.depends_on
+                .iter()
+                .all(|d| done.contains(d.as_str()) || !plans.iter().any(|q| &q.name == d))
+        };
+        let Some(pos) = left.iter().position(ready) else {
+            ordered.append(&mut left);
+            break;
+        };
+        let plan = left.remove(pos);
+        // Every combination of a matrix pipeline shares its name: done when all are.
+        if !left.iter().any(|p| p.name == plan.name) {
+            done.insert(plan.name.as_str());
+        }
+        ordered.push(plan);
+    }
+    ordered
 }
 
 fn describe(plan: &Plan) -> String {
@@ -293,14 +339,14 @@ impl Approver for CliApprover {
                 reason: "no terminal to ask; pass --approve to approve approval steps".into(),
             };
         }
-        let printer = self.printer.clone();
+        lock(&self.printer).line(&format!("step `{}` waits for approval", step.name));
         let question = format!("Approve step `{}`? [y/N] ", step.name);
+        // The printer is not locked while waiting: other steps' logs keep flowing, and
+        // Ctrl-C still cancels.
         let answer = tokio::task::spawn_blocking(move || {
-            lock(&printer).suspend(|| {
-                eprint!("{question}");
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map(|_| line)
-            })
+            eprint!("{question}");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
         })
         .await;
         match answer {

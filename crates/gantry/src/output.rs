@@ -50,14 +50,6 @@ impl Printer {
         }
     }
 
-    /// Runs `f` with the live area hidden (for prompts).
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.live {
-            Some(live) => live.suspend(f),
-            None => f(),
-        }
-    }
-
     fn prefix(&self, step: &str) -> String {
         let padded = format!(
             "[{step}]{:pad$}",

@@ -227,6 +227,88 @@ steps:
     assert!(text(&out.stderr).contains("no such step"));
 }
 
+#[test]
+fn exec_env_is_substituted_and_drone_pipelines_follow_depends_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".drone.yml"),
+        r#"kind: pipeline
+type: docker
+name: deploy
+depends_on: [test]
+steps:
+  - name: ship
+    image: busybox
+    commands: [echo shipping]
+---
+kind: pipeline
+type: docker
+name: test
+steps:
+  - name: unit
+    image: busybox
+    commands:
+      - echo "testing ${GREETING}"
+      - test -z "$FAIL"
+---
+kind: pipeline
+type: docker
+name: notify
+depends_on: [test]
+trigger:
+  status: [failure]
+steps:
+  - name: tell
+    image: busybox
+    commands: [echo telling]
+"#,
+    )
+    .unwrap();
+    let out = gantry(
+        dir.path(),
+        &["exec", "--backend", "local", "--env", "GREETING=hi"],
+        Duration::from_secs(60),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("testing hi"), "{stdout}");
+    // `test` runs before `deploy`, although the file lists `deploy` first.
+    assert!(
+        stdout.find("testing hi") < stdout.find("shipping"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pipeline notify skipped"), "{stdout}");
+
+    let out = gantry(
+        dir.path(),
+        &[
+            "exec",
+            "--backend",
+            "local",
+            "--env",
+            "GREETING=hi",
+            "--env",
+            "FAIL=1",
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("pipeline deploy skipped"), "{stdout}");
+    assert!(stdout.contains("telling"), "{stdout}");
+
+    let out = gantry(
+        dir.path(),
+        &["exec", "--backend", "local", "--env", "PATH=/evil"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "reserved --env must not compile"
+    );
+}
+
 /// Whether a Docker engine answers; in CI its absence is a failure, elsewhere a skip.
 fn docker_available() -> bool {
     let ok = Command::new("docker")
