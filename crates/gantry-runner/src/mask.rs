@@ -37,6 +37,9 @@ impl Masker {
             .into_iter()
             .flat_map(|value| value.split('\n'))
             .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            // A pasted value often carries stray spaces that a shell's `echo $X` drops: mask
+            // the trimmed form too.
+            .flat_map(|line| [line, line.trim()])
             .filter(|line| line.trim().chars().count() >= MIN_SECRET_CHARS)
             .map(str::to_owned)
             .collect();
@@ -141,6 +144,13 @@ impl Masker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sec_09_a_secret_with_surrounding_spaces_is_masked_as_printed_by_a_shell() {
+        let masker = Masker::new([" hunter2 \t"]);
+        assert_eq!(masker.mask("token=hunter2."), "token=********.");
+        assert_eq!(masker.mask("x  hunter2 \t y"), "x ******** y");
+    }
 
     #[test]
     fn masks_every_occurrence() {
