@@ -74,7 +74,8 @@ async fn run_plan(
         ..RunConfig::default()
     };
     let runtime = Runtime::new(backend, config);
-    let (tx, mut rx) = mpsc::channel(1024);
+    let capacity = std::env::var("H4_CAP").ok().and_then(|c| c.parse().ok()).unwrap_or(1024);
+    let (tx, mut rx) = mpsc::channel(capacity);
     let consumer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             sink(event);

@@ -385,6 +385,38 @@ async fn an_unanswered_approval_times_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_approval_holds_no_concurrency_slot() {
+    within(async {
+        let backend = Arc::new(FakeBackend::new());
+        let config = RunConfig {
+            concurrency: 1,
+            ..RunConfig::default()
+        };
+        // The approval times out after 1s; meanwhile the independent branch must run
+        // although the limit is one step at a time.
+        let rt =
+            Runtime::new(Arc::clone(&backend) as _, config).with_approver(Arc::new(SilentApprover));
+        let mut steps = approval_plan(Some(1)).steps;
+        steps.push(step("independent", &[], json!({})));
+        let done = run(&rt, &workflow_id("appr-slot"), &plan(steps)).await;
+        assert_eq!(done.status("independent"), StepStatus::Success);
+        let finished_at = |name: &str| {
+            done.events
+                .iter()
+                .position(
+                    |e| matches!(e, RunEvent::Step(r) if r.step == name && r.status.is_final()),
+                )
+                .unwrap_or(usize::MAX)
+        };
+        assert!(
+            finished_at("independent") < finished_at("approve"),
+            "the independent step waited for the approval"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn needs_that_cannot_be_met_end_the_run_with_an_error() {
     within(async {
         let backend = Arc::new(FakeBackend::new());

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gantry_pipeline::plan::{FailurePolicy, Plan, RunOn};
+use gantry_pipeline::plan::{FailurePolicy, Plan, RunOn, StepKind};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 
@@ -44,7 +44,11 @@ pub(super) struct Scheduler<'p> {
     slots: Vec<Slot>,
     reports: Vec<StepReport>,
     failed: bool,
+    /// Step tasks alive.
     running: usize,
+    /// Step tasks alive that count against `limit`: an approval waiting for a person holds
+    /// no slot, so it never stalls the independent branches.
+    busy: usize,
     limit: usize,
     task_steps: HashMap<tokio::task::Id, usize>,
     preparations: Preparations,
@@ -71,6 +75,7 @@ impl<'p> Scheduler<'p> {
                 .collect(),
             failed,
             running: 0,
+            busy: 0,
             limit,
             task_steps: HashMap::new(),
             preparations,
@@ -142,13 +147,14 @@ impl<'p> Scheduler<'p> {
         while changed {
             changed = false;
             for i in 0..self.plan.steps.len() {
-                if self.running >= self.limit {
-                    return;
-                }
                 if self.slots[i] != Slot::Waiting || !self.needs_done(i) {
                     continue;
                 }
                 let step = &self.plan.steps[i];
+                let holds_slot = step.kind != StepKind::Approval;
+                if holds_slot && self.busy >= self.limit {
+                    continue;
+                }
                 if !runs_under(step.run_on, self.failed) {
                     self.finish(i, StepStatus::Skipped, None).await;
                     changed = true;
@@ -162,6 +168,7 @@ impl<'p> Scheduler<'p> {
                 self.task_steps.insert(handle.id(), i);
                 self.slots[i] = Slot::Running;
                 self.running += 1;
+                self.busy += usize::from(holds_slot);
             }
         }
     }
@@ -191,6 +198,13 @@ impl<'p> Scheduler<'p> {
     /// Takes in the result of a finished step task.
     async fn record(&mut self, joined: Result<(tokio::task::Id, StepDone), JoinError>) {
         self.running -= 1;
+        let index = match &joined {
+            Ok((_, (i, _))) => Some(*i),
+            Err(e) => self.task_steps.get(&e.id()).copied(),
+        };
+        if index.is_some_and(|i| self.plan.steps[i].kind != StepKind::Approval) {
+            self.busy = self.busy.saturating_sub(1);
+        }
         match joined {
             Ok((_, (i, report))) => {
                 self.slots[i] = Slot::Done;
