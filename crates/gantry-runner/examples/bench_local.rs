@@ -3,9 +3,10 @@
 //! `bench_local overhead`: a 20-step sequential plan of `true` through the runtime vs a
 //! plain loop spawning `/bin/sh -c true` 20 times; prints the overhead per step.
 //!
-//! `bench_local throughput`: one step printing 1,000,000 lines through the runtime into a
-//! sink that counts bytes, vs the same command read straight from a pipe; prints MB/s,
-//! the ratio, and the process's peak RSS (VmHWM).
+//! `bench_local throughput [short|100]`: one step printing 1,000,000 lines through the
+//! runtime into a sink that counts bytes (over an event channel of 64 batches), vs the same
+//! command read straight from a pipe; prints MB/s, the ratio, and the process's peak RSS
+//! (VmHWM). The optional word picks one workload (for profiling).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -74,8 +75,8 @@ async fn run_plan(
         ..RunConfig::default()
     };
     let runtime = Runtime::new(backend, config);
-    let capacity = std::env::var("H4_CAP").ok().and_then(|c| c.parse().ok()).unwrap_or(1024);
-    let (tx, mut rx) = mpsc::channel(capacity);
+    // Events carry batches of up to 1024 lines: 64 of them hold plenty.
+    let (tx, mut rx) = mpsc::channel(64);
     let consumer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             sink(event);

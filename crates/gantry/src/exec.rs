@@ -239,7 +239,9 @@ async fn run_plans(
             lock(&printer).line(&format!("=== pipeline {header}"));
         }
         let id = WorkflowId(format!("exec-{}-{index}", std::process::id()));
-        let (tx, mut rx) = mpsc::channel(1024);
+        // Log lines arrive in batches of up to 1024: 64 events are plenty, and bound what a
+        // slow terminal can make pile up.
+        let (tx, mut rx) = mpsc::channel(64);
         let run = runtime.run(&id, plan, tx, cancel.clone());
         let print = async {
             while let Some(event) = rx.recv().await {

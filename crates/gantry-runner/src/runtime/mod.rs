@@ -75,6 +75,11 @@ impl Runtime {
 
     /// Runs `plan` as workflow `id`, sending step states and log lines on `events`.
     ///
+    /// Log lines come in [`LogBatch`](crate::LogBatch)es of at most 1024 lines and about
+    /// 64 KiB of text, so a channel of a few dozen events is plenty; a full channel makes
+    /// the steps' log readers wait (their output then waits in the pipe or the engine),
+    /// which bounds the memory a slow receiver can make the run hold.
+    ///
     /// Cancelling `cancel` destroys running steps and cancels pending ones. Cleanup
     /// (destroying every started step, then the workflow) always runs before this returns
     /// — and also when this future is dropped early.
