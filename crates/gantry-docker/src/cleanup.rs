@@ -119,7 +119,9 @@ async fn remove_networks(
         .list_networks(Some(options))
         .await
         .map_err(|e| errors::failed("list networks", &e))?;
+    // Go on after a failure (one busy network must not keep the rest), report the first.
     let mut count = 0;
+    let mut first_error = None;
     for network in listed {
         if !network.labels.as_ref().is_some_and(remove_if) {
             continue;
@@ -127,12 +129,16 @@ async fn remove_networks(
         let Some(id) = network.id.or(network.name) else {
             continue;
         };
-        retry_while_busy(|| docker.remove_network(&id))
-            .await
-            .map_err(|e| errors::failed(format_args!("remove network `{id}`"), &e))?;
-        count += 1;
+        match retry_while_busy(|| docker.remove_network(&id)).await {
+            Ok(()) => count += 1,
+            Err(e) => {
+                first_error.get_or_insert_with(|| {
+                    errors::failed(format_args!("remove network `{id}`"), &e)
+                });
+            }
+        }
     }
-    Ok(count)
+    first_error.map_or(Ok(count), Err)
 }
 
 async fn remove_volumes(
@@ -148,17 +154,25 @@ async fn remove_volumes(
         .await
         .map_err(|e| errors::failed("list volumes", &e))?;
     let mut count = 0;
+    let mut first_error = None;
     for volume in listed.volumes.unwrap_or_default() {
         if !remove_if(&volume.labels) {
             continue;
         }
         let name = volume.name;
-        retry_while_busy(|| docker.remove_volume(&name, Some(RemoveVolumeOptions { force: true })))
-            .await
-            .map_err(|e| errors::failed(format_args!("remove volume `{name}`"), &e))?;
-        count += 1;
+        let removal = retry_while_busy(|| {
+            docker.remove_volume(&name, Some(RemoveVolumeOptions { force: true }))
+        });
+        match removal.await {
+            Ok(()) => count += 1,
+            Err(e) => {
+                first_error.get_or_insert_with(|| {
+                    errors::failed(format_args!("remove volume `{name}`"), &e)
+                });
+            }
+        }
     }
-    Ok(count)
+    first_error.map_or(Ok(count), Err)
 }
 
 /// Runs a removal until it succeeds, the object is gone, or it stays busy too long.
