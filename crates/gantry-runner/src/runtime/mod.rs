@@ -160,7 +160,7 @@ async fn start_services(ctx: &Arc<RunContext>, plan: &Plan) -> (Vec<StepReport>,
             Err(error) => ctx.finish(report, StepStatus::Failure, Some(error)).await,
             Ok(secrets) => {
                 let service = step::with_build_status(service.clone(), false);
-                step::start_background(ctx, &service, &secrets, report, None, None).await
+                step::start_background(ctx, &service, &secrets, report, None).await
             }
         };
         if report.status == StepStatus::Failure && service.failure == FailurePolicy::Fail {

@@ -1,8 +1,8 @@
 //! Getting steps ready before they can start: [`Backend::prepare_step`] for the steps that
 //! become ready when the running ones finish, so the backend can overlap, say, creating a
-//! container with the run of the step before it. A step is prepared once every step it
-//! needs has started on the backend (or finished), not while they are being started, so the
-//! preparation does not compete with their start.
+//! container with the run of the step before it. A step is prepared as soon as every step
+//! it needs is running (or finished): on Docker, creating a container while another starts
+//! costs that start nothing, while creating it during another's exit slows the exit down.
 //!
 //! A step is prepared at most once, with the environment it would start with if the
 //! pipeline's status stayed as it is, and at most `concurrency` steps are prepared and not
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gantry_pipeline::plan::{Step, StepKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::RunContext;
 use super::step::{resolve_secrets, with_build_status};
@@ -30,25 +30,6 @@ impl Prepared {
     pub(super) async fn finished(self) {
         // The sender is dropped when the preparation ends, also when it is aborted.
         let _ = self.done.await;
-    }
-}
-
-/// Tells the scheduler that the backend started a step (sent once, at its first start).
-pub(super) struct StartedNotice {
-    index: usize,
-    to: mpsc::UnboundedSender<usize>,
-}
-
-impl StartedNotice {
-    /// A notice for the step with index `index`.
-    pub(super) fn new(index: usize, to: mpsc::UnboundedSender<usize>) -> Self {
-        Self { index, to }
-    }
-
-    /// Says the step started.
-    pub(super) fn send(self) {
-        // The scheduler is gone only when the run is over: nothing is left to prepare.
-        let _ = self.to.send(self.index);
     }
 }
 

@@ -1,16 +1,14 @@
 //! DAG scheduling: a step starts as soon as every step it `needs` has finished, bounded by
 //! the concurrency limit; ready steps start in plan order. Steps that become ready when the
-//! running ones finish are prepared meanwhile (see [`super::prepare`]), once those have
-//! started on the backend: preparing while they start would slow their start down.
+//! running ones finish are prepared meanwhile (see [`super::prepare`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use gantry_pipeline::plan::{FailurePolicy, Plan, RunOn, StepKind};
-use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 
-use super::prepare::{Preparations, StartedNotice};
+use super::prepare::Preparations;
 use super::step::run_step;
 use super::{RunContext, StepDone};
 use crate::report::{StepReport, StepStatus};
@@ -19,10 +17,7 @@ use crate::report::{StepReport, StepStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Waiting,
-    /// Its task runs; the backend may still be starting it.
     Running,
-    /// Its task runs and the backend started it.
-    Started,
     Done,
 }
 
@@ -52,9 +47,6 @@ pub(super) struct Scheduler<'p> {
     limit: usize,
     task_steps: HashMap<tokio::task::Id, usize>,
     preparations: Preparations,
-    /// Step tasks say here (by index) when the backend started their step.
-    started_tx: mpsc::UnboundedSender<usize>,
-    started_rx: mpsc::UnboundedReceiver<usize>,
 }
 
 impl<'p> Scheduler<'p> {
@@ -62,7 +54,6 @@ impl<'p> Scheduler<'p> {
     pub(super) fn new(ctx: Arc<RunContext>, plan: &'p Plan, failed: bool) -> Self {
         let limit = ctx.concurrency.max(1);
         let preparations = Preparations::new(Arc::clone(&ctx), plan.steps.len(), limit);
-        let (started_tx, started_rx) = mpsc::unbounded_channel();
         Self {
             ctx,
             plan,
@@ -79,8 +70,6 @@ impl<'p> Scheduler<'p> {
             limit,
             task_steps: HashMap::new(),
             preparations,
-            started_tx,
-            started_rx,
         }
     }
 
@@ -97,16 +86,9 @@ impl<'p> Scheduler<'p> {
                 break;
             }
             // Step tasks watch the cancel token themselves and end promptly.
-            tokio::select! {
-                joined = tasks.join_next_with_id() => match joined {
-                    Some(joined) => self.record(joined).await,
-                    None => break,
-                },
-                Some(i) = self.started_rx.recv() => {
-                    if self.slots[i] == Slot::Running {
-                        self.slots[i] = Slot::Started;
-                    }
-                }
+            match tasks.join_next_with_id().await {
+                Some(joined) => self.record(joined).await,
+                None => break,
             }
         }
         let error = self.close_waiting().await;
@@ -161,9 +143,8 @@ impl<'p> Scheduler<'p> {
                     continue;
                 }
                 let prepared = self.preparations.take(i);
-                let started = StartedNotice::new(i, self.started_tx.clone());
                 let ctx = Arc::clone(&self.ctx);
-                let task = run_step(ctx, step.clone(), self.failed, prepared, started);
+                let task = run_step(ctx, step.clone(), self.failed, prepared);
                 let handle = tasks.spawn(async move { (i, task.await) });
                 self.task_steps.insert(handle.id(), i);
                 self.slots[i] = Slot::Running;
@@ -178,7 +159,7 @@ impl<'p> Scheduler<'p> {
     }
 
     /// Prepares the waiting steps that can start once the running steps finish (every
-    /// need started or done) and would run under the status so far, in plan order.
+    /// need running or done) and would run under the status so far, in plan order.
     fn prepare_upcoming(&mut self) {
         for i in 0..self.plan.steps.len() {
             let step = &self.plan.steps[i];
@@ -186,7 +167,7 @@ impl<'p> Scheduler<'p> {
                 || !self.preparations.may_prepare(i, step)
                 || !self.needs[i]
                     .iter()
-                    .all(|&j| matches!(self.slots[j], Slot::Started | Slot::Done))
+                    .all(|&j| self.slots[j] != Slot::Waiting)
                 || !runs_under(step.run_on, self.failed)
             {
                 continue;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gantry_pipeline::plan::{Step, StepKind};
 
-use super::prepare::{Prepared, StartedNotice};
+use super::prepare::Prepared;
 use super::step_log::StepLog;
 use super::{RunContext, human};
 use crate::approval::ApprovalDecision;
@@ -29,14 +29,12 @@ enum Attempt {
 }
 
 /// Runs `step` to a final report. `failed_so_far` is the pipeline status it starts under;
-/// `prepared` is its preparation, if it had one (it must be over before the step starts);
-/// `started` is sent once the backend started it.
+/// `prepared` is its preparation, if it had one (it must be over before the step starts).
 pub(super) async fn run_step(
     ctx: Arc<RunContext>,
     step: Step,
     failed_so_far: bool,
     prepared: Option<Prepared>,
-    started: StartedNotice,
 ) -> StepReport {
     let report = StepReport::pending(&step.name);
     if step.kind == StepKind::Approval {
@@ -48,9 +46,9 @@ pub(super) async fn run_step(
     };
     let step = with_build_status(step, failed_so_far);
     if step.detach {
-        return start_background(&ctx, &step, &secrets, report, prepared, Some(started)).await;
+        return start_background(&ctx, &step, &secrets, report, prepared).await;
     }
-    run_attempts(&ctx, &step, &secrets, report, prepared, started).await
+    run_attempts(&ctx, &step, &secrets, report, prepared).await
 }
 
 /// Starts a service or detached step: success once started; its log is read until the
@@ -61,7 +59,6 @@ pub(super) async fn start_background(
     secrets: &[(String, String)],
     mut report: StepReport,
     prepared: Option<Prepared>,
-    notice: Option<StartedNotice>,
 ) -> StepReport {
     ctx.cleanup.starting(step);
     report.attempt = 1;
@@ -86,9 +83,6 @@ pub(super) async fn start_background(
             .finish(report, StepStatus::Failure, Some(e.to_string()))
             .await;
     }
-    if let Some(notice) = notice {
-        notice.send();
-    }
     let mut log = StepLog::new(&step.name, ctx.events.clone(), Arc::clone(&ctx.masker));
     match ctx.backend.logs(&ctx.id, step).await {
         Ok(output) => ctx
@@ -106,9 +100,7 @@ async fn run_attempts(
     secrets: &[(String, String)],
     mut report: StepReport,
     mut prepared: Option<Prepared>,
-    started: StartedNotice,
 ) -> StepReport {
-    let mut started = Some(started);
     let mut log = StepLog::new(&step.name, ctx.events.clone(), Arc::clone(&ctx.masker));
     let limit = step
         .timeout_secs
@@ -123,7 +115,7 @@ async fn run_attempts(
         let outcome = tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => Attempt::Cancelled,
-            timed = tokio::time::timeout(limit, attempt_once(ctx, step, secrets, &mut log, prepared.take(), &mut started)) => {
+            timed = tokio::time::timeout(limit, attempt_once(ctx, step, secrets, &mut log, prepared.take())) => {
                 timed.unwrap_or_else(|_| Attempt::Failed {
                     exit_code: None,
                     error: format!("timed out after {}", human::duration(limit)),
@@ -160,7 +152,6 @@ async fn attempt_once(
     secrets: &[(String, String)],
     log: &mut StepLog,
     prepared: Option<Prepared>,
-    started: &mut Option<StartedNotice>,
 ) -> Attempt {
     if let Some(prepared) = prepared {
         prepared.finished().await;
@@ -170,9 +161,6 @@ async fn attempt_once(
             exit_code: None,
             error: e.to_string(),
         };
-    }
-    if let Some(notice) = started.take() {
-        notice.send();
     }
     let output = match ctx.backend.logs(&ctx.id, step).await {
         Ok(output) => Some(output),
