@@ -93,10 +93,10 @@ async fn the_next_step_is_prepared_while_its_need_runs_then_started() {
     .await;
 }
 
-/// On Docker, creating a container while another one starts costs that start nothing
-/// (creating it during another's exit does slow the exit): preparation begins as soon as
-/// the step it needs is running, before the backend finished starting it. `build`'s start
-/// returns only once `test` was prepared; if preparing waited for it, this would hang.
+/// Preparation begins as soon as the step it needs is running, before the backend finished
+/// starting it (on Docker a create did not measurably slow a concurrent start, and the
+/// start is the longest part of a short step). `build`'s start returns only once `test`
+/// was prepared; if preparing waited for it, this would hang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_is_prepared_while_its_need_is_still_starting() {
     within(async {

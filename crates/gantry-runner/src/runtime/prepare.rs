@@ -1,8 +1,8 @@
 //! Getting steps ready before they can start: [`Backend::prepare_step`] for the steps that
 //! become ready when the running ones finish, so the backend can overlap, say, creating a
 //! container with the run of the step before it. A step is prepared as soon as every step
-//! it needs is running (or finished): on Docker, creating a container while another starts
-//! costs that start nothing, while creating it during another's exit slows the exit down.
+//! it needs is running (or finished), which on Docker means while they are being started:
+//! a create did not measurably slow a concurrent start (see `bench/docker/README.md`).
 //!
 //! A step is prepared at most once, with the environment it would start with if the
 //! pipeline's status stayed as it is, and at most `concurrency` steps are prepared and not
