@@ -13,6 +13,9 @@ pub struct RunConfig {
     pub default_timeout: Duration,
     /// Secret name → value. Every value is masked in the run's logs and errors.
     pub secrets: BTreeMap<String, String>,
+    /// After a cancel, how long final step reports may wait for room in a full event
+    /// channel before they are dropped (see [`Runtime::run`](crate::Runtime::run)).
+    pub delivery_grace: Duration,
 }
 
 impl Default for RunConfig {
@@ -21,6 +24,7 @@ impl Default for RunConfig {
             concurrency: 8,
             default_timeout: Duration::from_secs(60 * 60),
             secrets: BTreeMap::new(),
+            delivery_grace: Duration::from_secs(5),
         }
     }
 }
@@ -32,6 +36,7 @@ impl std::fmt::Debug for RunConfig {
             .field("concurrency", &self.concurrency)
             .field("default_timeout", &self.default_timeout)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("delivery_grace", &self.delivery_grace)
             .finish()
     }
 }

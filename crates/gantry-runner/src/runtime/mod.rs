@@ -1,6 +1,7 @@
 //! The DAG runtime: runs one [`Plan`] on a [`Backend`].
 
 mod cleanup;
+mod events;
 mod human;
 mod prepare;
 mod schedule;
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::cleanup::{Cleanup, CleanupGuard};
+use self::events::RunEvents;
 use self::schedule::Scheduler;
 use crate::approval::{Approver, NoApprover};
 use crate::backend::{Backend, WorkflowId};
@@ -37,6 +39,7 @@ pub struct Runtime {
     secrets: Arc<BTreeMap<String, String>>,
     masker: Arc<Masker>,
     approver: Arc<dyn Approver>,
+    delivery_grace: Duration,
 }
 
 /// Everything the tasks of one run share.
@@ -48,7 +51,7 @@ struct RunContext {
     secrets: Arc<BTreeMap<String, String>>,
     masker: Arc<Masker>,
     approver: Arc<dyn Approver>,
-    events: mpsc::Sender<RunEvent>,
+    events: Arc<RunEvents>,
     cancel: CancellationToken,
     cleanup: Arc<Cleanup>,
 }
@@ -64,6 +67,7 @@ impl Runtime {
             secrets: Arc::new(config.secrets),
             masker: Arc::new(masker),
             approver: Arc::new(NoApprover),
+            delivery_grace: config.delivery_grace,
         }
     }
 
@@ -79,6 +83,16 @@ impl Runtime {
     /// 64 KiB of text, so a channel of a few dozen events is plenty; a full channel makes
     /// the steps' log readers wait (their output then waits in the pipe or the engine),
     /// which bounds the memory a slow receiver can make the run hold.
+    ///
+    /// Delivery: until `cancel` fires, every event is delivered, in order per step, and a
+    /// consumer that stops reading holds the run (never its steps' timeouts: a step that
+    /// times out is destroyed before its last lines are sent). A receiver that is dropped
+    /// stops nothing; its events are discarded. Once `cancel` fires, the consumer can no
+    /// longer hold the run: each step's final report still waits for room, up to
+    /// [`RunConfig::delivery_grace`] counted from the first send that found the channel
+    /// full (one deadline for the whole run), so a consumer that is still reading gets
+    /// every final report; log lines and other reports are sent only if there is room at
+    /// once. Whatever was dropped, the returned [`RunOutcome`] holds every final report.
     ///
     /// Cancelling `cancel` destroys running steps and cancels pending ones. Cleanup
     /// (destroying every started step, then the workflow) always runs before this returns
@@ -100,7 +114,7 @@ impl Runtime {
             secrets: Arc::clone(&self.secrets),
             masker: Arc::clone(&self.masker),
             approver: Arc::clone(&self.approver),
-            events,
+            events: Arc::new(RunEvents::new(events, cancel.clone(), self.delivery_grace)),
             cancel,
             cleanup,
         });
@@ -196,7 +210,7 @@ async fn not_run(
 impl RunContext {
     /// Sends a step report; a caller that stopped listening does not stop the run.
     async fn send(&self, report: &StepReport) {
-        let _ = self.events.send(RunEvent::Step(report.clone())).await;
+        self.events.send(RunEvent::Step(report.clone())).await;
     }
 
     /// Marks the report running (first start time kept) and sends it.

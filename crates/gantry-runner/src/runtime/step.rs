@@ -83,7 +83,7 @@ pub(super) async fn start_background(
             .finish(report, StepStatus::Failure, Some(e.to_string()))
             .await;
     }
-    let mut log = StepLog::new(&step.name, ctx.events.clone(), Arc::clone(&ctx.masker));
+    let mut log = StepLog::new(&step.name, Arc::clone(&ctx.events), Arc::clone(&ctx.masker));
     match ctx.backend.logs(&ctx.id, step).await {
         Ok(output) => ctx
             .cleanup
@@ -101,7 +101,7 @@ async fn run_attempts(
     mut report: StepReport,
     mut prepared: Option<Prepared>,
 ) -> StepReport {
-    let mut log = StepLog::new(&step.name, ctx.events.clone(), Arc::clone(&ctx.masker));
+    let mut log = StepLog::new(&step.name, Arc::clone(&ctx.events), Arc::clone(&ctx.masker));
     let limit = step
         .timeout_secs
         .map_or(ctx.default_timeout, Duration::from_secs);
@@ -122,8 +122,10 @@ async fn run_attempts(
                 })
             }
         };
-        log.flush().await;
+        // Destroyed before the last lines are sent: a slow consumer must not keep a
+        // timed-out or cancelled step alive.
         ctx.cleanup.destroy_step(step).await;
+        log.flush().await;
         match outcome {
             Attempt::Succeeded => {
                 report.exit_code = Some(0);
@@ -242,7 +244,8 @@ async fn approve(ctx: &RunContext, step: &Step, mut report: StepReport) -> StepR
     };
     match decision {
         Some(ApprovalDecision::Approved { by }) => {
-            let mut log = StepLog::new(&step.name, ctx.events.clone(), Arc::clone(&ctx.masker));
+            let mut log =
+                StepLog::new(&step.name, Arc::clone(&ctx.events), Arc::clone(&ctx.masker));
             log.note(&format!("approved by {by}")).await;
             ctx.finish(report, StepStatus::Success, None).await
         }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use tokio::sync::mpsc;
 
 use crate::backend::{LogChunk, LogStream, OutputStream};
 use crate::lines::LineAssembler;
@@ -18,9 +17,11 @@ use crate::log_batch::LogBatch;
 use crate::mask::Masker;
 use crate::report::RunEvent;
 
+use super::events::RunEvents;
+
 /// Turns a step's output chunks into [`LogBatch`] events, numbering lines across retries.
 pub(super) struct StepLog {
-    events: mpsc::Sender<RunEvent>,
+    events: Arc<RunEvents>,
     masker: Arc<Masker>,
     started: Instant,
     stdout: LineAssembler,
@@ -87,7 +88,7 @@ impl Batches {
 
 impl StepLog {
     /// A log for `step` whose elapsed times count from now.
-    pub(super) fn new(step: &str, events: mpsc::Sender<RunEvent>, masker: Arc<Masker>) -> Self {
+    pub(super) fn new(step: &str, events: Arc<RunEvents>, masker: Arc<Masker>) -> Self {
         Self {
             events,
             masker,
@@ -186,17 +187,13 @@ impl StepLog {
         self.send_full().await;
     }
 
-    /// Sends the full batches, oldest first. A caller that stopped listening does not stop
-    /// the run (the lines are dropped).
+    /// Sends the full batches, oldest first. Lines nobody takes (the consumer is gone, or
+    /// too slow after a cancel) are dropped; the run goes on.
     async fn send_full(&mut self) {
         while !self.batches.full.is_empty() {
-            // Reserve first: if this future is dropped while the channel is full, the
-            // batch is still queued here and a later flush sends it.
-            let permit = match self.events.try_reserve() {
-                Ok(permit) => Some(permit),
-                Err(mpsc::error::TrySendError::Full(())) => self.events.reserve().await.ok(),
-                Err(mpsc::error::TrySendError::Closed(())) => None,
-            };
+            // Room first: if this future is dropped while it waits, the batch is still
+            // queued here and a later flush sends it.
+            let permit = self.events.room(false).await;
             let Some(batch) = self.batches.full.pop_front() else {
                 return;
             };
