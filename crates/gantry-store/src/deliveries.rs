@@ -16,3 +16,14 @@ pub trait DeliveryStore: Send + Sync {
         received_at: Millis,
     ) -> StoreResult<bool>;
 }
+
+/// Refuses delivery ids the table cannot key on.
+pub(crate) fn check_delivery_id(delivery_id: &str) -> StoreResult<()> {
+    if delivery_id.is_empty() || delivery_id.len() > 200 {
+        return Err(crate::error::StoreError::InvalidInput {
+            field: "delivery id".to_string(),
+            reason: "it must be 1 to 200 characters".to_string(),
+        });
+    }
+    Ok(())
+}

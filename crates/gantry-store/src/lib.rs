@@ -1,6 +1,7 @@
 //! Gantry's persistence: repositories, builds (with workflows and steps), logs, the work
-//! queue, webhook deliveries, secrets, API tokens and crash recovery, on SQLite (the
-//! default, a file in the data directory) or Postgres.
+//! queue, webhook deliveries (and the hook builds they recorded, until prepared), secrets,
+//! API tokens and crash recovery, on SQLite (the default, a file in the data directory) or
+//! Postgres.
 //!
 //! Open a store with [`connect`]; it runs the embedded migrations and returns an
 //! `Arc<dyn Store>`. Every operation is a method of one of the per-aggregate traits that
@@ -26,6 +27,7 @@ mod connect;
 mod deliveries;
 mod error;
 mod logs;
+mod preparing;
 mod queue;
 mod recovery;
 mod repos;
@@ -45,6 +47,7 @@ pub use connect::{DatabaseKind, StoreOptions, connect, default_database_url, red
 pub use deliveries::DeliveryStore;
 pub use error::{StoreError, StoreResult};
 pub use logs::{AppendOutcome, LogCap, LogLine, LogStore, MAX_LOG_PAGE};
+pub use preparing::{Preparation, PreparationStore, PreparingBuild};
 pub use queue::{QueueItem, QueueState, QueueStore, RequeueOutcome, labels_fit};
 pub use recovery::{InterruptedBuild, InterruptedStep, Recovered, RecoveryRequest, RecoveryStore};
 pub use repos::{
@@ -68,6 +71,7 @@ pub trait Store:
     + LogStore
     + QueueStore
     + DeliveryStore
+    + PreparationStore
     + SecretStore
     + TokenStore
     + RecoveryStore

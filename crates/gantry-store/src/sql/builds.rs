@@ -33,7 +33,7 @@ fn change_times(status: RunStatus, at: i64) -> (Option<i64>, Option<i64>) {
     (started, finished)
 }
 
-fn check_new_build(build: &NewBuild) -> StoreResult<()> {
+pub(super) fn check_new_build(build: &NewBuild) -> StoreResult<()> {
     if build.status == RunStatus::Running {
         return Err(StoreError::InvalidInput {
             field: "build.status".to_string(),
@@ -79,7 +79,7 @@ fn assemble(
 macro_rules! build_store_impl {
     ($store:ty, $db:ty) => {
         impl $store {
-            async fn insert_build(
+            pub(super) async fn insert_build(
                 tx: &mut Transaction<'static, $db>,
                 build: &NewBuild,
             ) -> StoreResult<BuildRow> {
@@ -124,14 +124,15 @@ macro_rules! build_store_impl {
                 .await?)
             }
 
-            async fn insert_workflow(
+            /// Inserts a workflow and its steps; `enqueue_at` puts it in the queue at that time.
+            pub(super) async fn insert_workflow(
                 tx: &mut Transaction<'static, $db>,
                 build: &BuildRow,
                 workflow: &NewWorkflow,
-                enqueue: bool,
+                enqueue_at: Option<i64>,
             ) -> StoreResult<()> {
                 let labels = labels_json(&workflow.labels);
-                let (build_id, repo_id, created_at) = build.keys();
+                let (build_id, repo_id, _) = build.keys();
                 let workflow_id: i64 = sqlx::query_scalar(
                     "INSERT INTO workflows (build_id, name, plan, labels, status) \
                      VALUES ($1, $2, $3, $4, 'pending') RETURNING id",
@@ -166,7 +167,7 @@ macro_rules! build_store_impl {
                         });
                     }
                 }
-                if enqueue {
+                if let Some(enqueued_at) = enqueue_at {
                     sqlx::query(
                         "INSERT INTO queue_items (workflow_id, build_id, repo_id, labels, state, \
                          attempts, enqueued_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
@@ -175,7 +176,7 @@ macro_rules! build_store_impl {
                     .bind(build_id)
                     .bind(repo_id)
                     .bind(&labels)
-                    .bind(created_at)
+                    .bind(enqueued_at)
                     .execute(&mut **tx)
                     .await?;
                 }
@@ -216,9 +217,9 @@ macro_rules! build_store_impl {
                 check_new_build(build)?;
                 let mut tx = self.write_tx().await?;
                 let row = Self::insert_build(&mut tx, build).await?;
-                let enqueue = build.status == RunStatus::Pending;
+                let enqueue_at = (build.status == RunStatus::Pending).then_some(build.created_at);
                 for workflow in workflows {
-                    Self::insert_workflow(&mut tx, &row, workflow, enqueue).await?;
+                    Self::insert_workflow(&mut tx, &row, workflow, enqueue_at).await?;
                 }
                 tx.commit().await?;
                 let id = row.keys().0;

@@ -127,11 +127,13 @@ macro_rules! recovery_store_impl {
             }
 
             /// Active builds none of whose workflows is active: nothing will ever end them.
+            /// A build still waiting for its preparation has none yet and is not one.
             async fn orphan_builds(tx: &mut Transaction<'static, $db>) -> StoreResult<Vec<i64>> {
                 Ok(sqlx::query_scalar(
                     "SELECT b.id FROM builds b WHERE b.status IN ('pending', 'running', 'blocked') \
                      AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.build_id = b.id \
-                     AND w.status IN ('pending', 'running', 'blocked'))",
+                     AND w.status IN ('pending', 'running', 'blocked')) \
+                     AND NOT EXISTS (SELECT 1 FROM build_triggers t WHERE t.build_id = b.id)",
                 )
                 .fetch_all(&mut **tx)
                 .await?)

@@ -7,6 +7,7 @@ mod support;
 
 mod builds;
 mod logs;
+mod preparing;
 mod queue;
 mod recovery;
 mod repos;
@@ -60,4 +61,8 @@ conformance! {
     secrets::token_only_hash_is_stored,
     recovery::recovery_errors_started_builds_and_requeues_unstarted_work,
     recovery::recovery_ends_orphaned_builds,
+    preparing::hook_build_is_recorded_once_then_prepared_once,
+    preparing::failed_preparation_ends_the_build_with_its_diagnostics,
+    preparing::a_build_cancelled_while_preparing_gets_nothing_attached,
+    preparing::hook_build_bad_input_is_a_clear_error_and_records_nothing,
 }

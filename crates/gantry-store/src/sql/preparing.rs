@@ -1,0 +1,164 @@
+//! Hook builds between the request and their preparation.
+
+use async_trait::async_trait;
+use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+
+use super::builds::check_new_build;
+use super::rows::{BuildRow, build_columns};
+use super::{PostgresStore, SqliteStore};
+use crate::builds::{Build, NewBuild};
+use crate::deliveries::check_delivery_id;
+use crate::error::{StoreError, StoreResult};
+use crate::preparing::{Preparation, PreparationStore, PreparingBuild};
+use crate::status::RunStatus;
+
+#[derive(FromRow)]
+struct PreparingRow {
+    #[sqlx(flatten)]
+    build: BuildRow,
+    facts: String,
+}
+
+fn check_hook_build(build: &NewBuild) -> StoreResult<()> {
+    check_new_build(build)?;
+    if build.status != RunStatus::Pending {
+        return Err(StoreError::InvalidInput {
+            field: "build.status".to_string(),
+            reason: "a hook build is recorded `pending` until it is prepared".to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_preparation(outcome: &Preparation) -> StoreResult<()> {
+    let allowed = [RunStatus::Pending, RunStatus::Error, RunStatus::Skipped];
+    if !allowed.contains(&outcome.status) {
+        return Err(StoreError::InvalidInput {
+            field: "preparation.status".to_string(),
+            reason: "a prepared build is `pending`, `error` or `skipped`".to_string(),
+        });
+    }
+    if outcome.sha.is_empty() {
+        return Err(StoreError::InvalidInput {
+            field: "preparation.sha".to_string(),
+            reason: "the commit SHA is empty".to_string(),
+        });
+    }
+    Ok(())
+}
+
+macro_rules! preparation_store_impl {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Sets the prepared build's commit and status; None when it is not pending.
+            async fn settle_build(
+                tx: &mut Transaction<'static, $db>,
+                build_id: i64,
+                outcome: &Preparation,
+            ) -> StoreResult<Option<BuildRow>> {
+                let finished = outcome.status.is_terminal().then_some(outcome.at);
+                Ok(sqlx::query_as::<_, BuildRow>(concat!(
+                    "UPDATE builds SET sha = $2, status = $3, error = $4, diagnostics = $5, \
+                     finished_at = $6 WHERE id = $1 AND status = 'pending' RETURNING ",
+                    build_columns!()
+                ))
+                .bind(build_id)
+                .bind(&outcome.sha)
+                .bind(outcome.status.as_str())
+                .bind(&outcome.error)
+                .bind(&outcome.diagnostics)
+                .bind(finished)
+                .fetch_optional(&mut **tx)
+                .await?)
+            }
+        }
+
+        #[async_trait]
+        impl PreparationStore for $store {
+            async fn record_hook_build(
+                &self,
+                delivery_id: &str,
+                build: &NewBuild,
+                trigger: &str,
+            ) -> StoreResult<Option<Build>> {
+                check_delivery_id(delivery_id)?;
+                check_hook_build(build)?;
+                let mut tx = self.write_tx().await?;
+                let recorded = sqlx::query(
+                    "INSERT INTO hook_deliveries (repo_id, delivery_id, received_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (repo_id, delivery_id) DO NOTHING",
+                )
+                .bind(build.repo_id)
+                .bind(delivery_id)
+                .bind(build.created_at)
+                .execute(&mut *tx)
+                .await?;
+                if recorded.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                let row = Self::insert_build(&mut tx, build).await?;
+                sqlx::query(
+                    "INSERT INTO build_triggers (build_id, facts, recorded_at) VALUES ($1, $2, $3)",
+                )
+                .bind(row.keys().0)
+                .bind(trigger)
+                .bind(build.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                row.into_build().map(Some)
+            }
+
+            async fn preparing_builds(&self) -> StoreResult<Vec<PreparingBuild>> {
+                let rows = sqlx::query_as::<_, PreparingRow>(concat!(
+                    "SELECT t.facts, ",
+                    build_columns!(),
+                    " FROM build_triggers t JOIN builds ON builds.id = t.build_id \
+                     ORDER BY t.build_id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|row| {
+                        Ok(PreparingBuild {
+                            build: row.build.into_build()?,
+                            trigger: row.facts,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn finish_preparation(
+                &self,
+                build_id: i64,
+                outcome: &Preparation,
+            ) -> StoreResult<bool> {
+                check_preparation(outcome)?;
+                let mut tx = self.write_tx().await?;
+                let taken = sqlx::query("DELETE FROM build_triggers WHERE build_id = $1")
+                    .bind(build_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let settled = if taken.rows_affected() == 1 {
+                    Self::settle_build(&mut tx, build_id, outcome).await?
+                } else {
+                    None
+                };
+                let Some(row) = settled else {
+                    tx.commit().await?;
+                    return Ok(false);
+                };
+                let enqueue_at = (outcome.status == RunStatus::Pending).then_some(outcome.at);
+                for workflow in &outcome.workflows {
+                    Self::insert_workflow(&mut tx, &row, workflow, enqueue_at).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
+    };
+}
+
+preparation_store_impl!(SqliteStore, Sqlite);
+preparation_store_impl!(PostgresStore, Postgres);
