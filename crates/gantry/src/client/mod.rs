@@ -3,6 +3,7 @@
 mod build;
 mod logs;
 mod repo;
+mod runner_token;
 mod secret;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use serde_json::Value;
 pub use build::BuildCommand;
 pub use logs::LogsArgs;
 pub use repo::RepoCommand;
+pub use runner_token::RunnerTokenCommand;
 pub use secret::SecretCommand;
 
 /// Where the server is and who we are.
@@ -47,6 +49,9 @@ pub enum ClientCommand {
     Build(BuildCommand),
     /// A build's logs (all steps, or one), optionally following them live.
     Logs(LogsArgs),
+    /// Runner tokens (admin): create, list, revoke.
+    #[command(subcommand)]
+    RunnerToken(RunnerTokenCommand),
 }
 
 /// Runs a client command.
@@ -62,6 +67,7 @@ pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<Exi
             ClientCommand::Secret(c) => secret::run(&client, c).await,
             ClientCommand::Build(c) => build::run(&client, c).await,
             ClientCommand::Logs(a) => logs::run(&client, a).await,
+            ClientCommand::RunnerToken(c) => runner_token::run(&client, c).await,
         }
     })
 }
