@@ -71,6 +71,10 @@ pub struct CompileContext {
     /// Extra variables (the CLI's `--env`): substituted in `${VAR}` and added to every
     /// step's environment (not the clone step's); reserved names are refused.
     pub extra_env: BTreeMap<String, String>,
+    /// Images may come from registries on loopback, link-local, metadata or unspecified
+    /// addresses (`localhost:5000/app`). Off on a server, where such a pull could reach
+    /// the runner's own services (SSRF); on for `gantry exec` on the user's own machine.
+    pub allow_private_registries: bool,
 }
 
 impl Default for CompileContext {
@@ -102,6 +106,7 @@ impl Default for CompileContext {
             clone: true,
             default_timeout_secs: None,
             extra_env: BTreeMap::new(),
+            allow_private_registries: false,
         }
     }
 }

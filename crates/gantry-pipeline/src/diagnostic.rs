@@ -93,6 +93,7 @@ codes! {
     DuplicatePipeline = "E031", "duplicate-pipeline", "Two pipelines of a multi-document file share a name.";
     InvalidContext = "E032", "invalid-context", "The build facts given to the compiler are invalid (e.g. an unknown event).";
     TooManyEntries = "E033", "too-many-entries", "More than 64 documents in a file, or more than 1,000 entries in an `environment`, `settings` or `labels` map.";
+    PrivateRegistry = "E034", "private-registry", "An image's registry is a loopback, link-local, metadata or unspecified address, and private registries are not allowed.";
     IgnoredField = "W001", "ignored-field", "A Drone key that Gantry accepts but does not use.";
 }
 

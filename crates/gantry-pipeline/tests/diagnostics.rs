@@ -210,6 +210,10 @@ fn cases() -> Vec<Case> {
             },
         ),
         lint(Code::TooManyEntries, &too_many_env_entries()),
+        lint(
+            Code::PrivateRegistry,
+            "steps:\n  - name: build\n    image: localhost:5000/team/app:1.2\n    commands: [make]\n",
+        ),
         drone(
             Code::IgnoredField,
             "kind: pipeline\ntype: docker\nname: default\nconcurrency:\n  limit: 1\nsteps:\n  - name: build\n    image: alpine\n    commands: [make]\n",

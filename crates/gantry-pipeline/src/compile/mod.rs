@@ -6,6 +6,7 @@ pub mod env;
 mod image;
 mod matrix;
 mod pipelines;
+mod registry;
 mod settings;
 mod step;
 pub mod substitute;

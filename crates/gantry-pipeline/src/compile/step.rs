@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::ast::{EnvEntry, EnvValue, StepDef, VolumeDecl, VolumeUse};
 use crate::compile::settings::{self, PluginValue};
 use crate::compile::substitute::{self, ProblemKind};
-use crate::compile::{env, image};
+use crate::compile::{env, image, registry};
 use crate::context::CompileContext;
 use crate::diagnostic::Code;
 use crate::parse::units;
@@ -85,7 +85,7 @@ pub fn build(
         user_env: &user_env,
     };
     if let Some(image) = &def.image {
-        step.image = checked_image(cx, &text, image);
+        step.image = checked_image(cx, &text, image, scope.ctx.allow_private_registries);
     }
     step.entrypoint = def
         .entrypoint
@@ -105,24 +105,42 @@ pub fn build(
     step
 }
 
-/// The substituted image reference, reported when it is empty or not a reference.
-fn checked_image(cx: &mut Cx, text: &Substituter, image: &Sp<String>) -> String {
+/// The substituted image reference, reported when it is empty, not a reference, or (unless
+/// allowed) pulled from a private registry host.
+fn checked_image(
+    cx: &mut Cx,
+    text: &Substituter,
+    image: &Sp<String>,
+    allow_private_registries: bool,
+) -> String {
     let before = cx.diagnostics.len();
     let value = text.apply(cx, image, false);
     if cx.diagnostics.len() > before {
         return value; // the substitution problem is reported already
     }
+    let shown = if value == image.value {
+        format!("`{value}`")
+    } else {
+        format!("`{value}` (from `{}`)", image.value)
+    };
     if let Some(problem) = image::reference_problem(&value) {
-        let shown = if value == image.value {
-            format!("`{value}`")
-        } else {
-            format!("`{value}` (from `{}`)", image.value)
-        };
         cx.error(
             Code::InvalidValue,
             &image.at,
             format!("image {shown} {problem}"),
             Some("write a reference like `alpine:3.20`, `registry.example.com/team/app:1.2` or `name@sha256:<digest>`".into()),
+        );
+    } else if let Some((registry, kind)) = registry::private_registry(&value)
+        && !allow_private_registries
+    {
+        cx.error(
+            Code::PrivateRegistry,
+            &image.at,
+            format!(
+                "image {shown} comes from registry `{registry}`, {}, and this build may not use private registries",
+                kind.describe()
+            ),
+            Some("use a registry with a public name; an admin can allow private registries on the server (`gantry exec` allows them)".into()),
         );
     }
     value
