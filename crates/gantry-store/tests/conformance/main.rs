@@ -2,7 +2,6 @@
 //! store under test, run on SQLite and on Postgres.
 
 mod fixtures;
-mod postgres;
 mod support;
 
 mod builds;

@@ -90,8 +90,8 @@ pub async fn run_sqlite(case: Case) {
 
 /// Runs a case on a new Postgres database; skips (or fails under CI=true) without one.
 pub async fn run_postgres(case: Case) {
-    let admin = match crate::postgres::admin_url() {
-        Ok(url) => url.clone(),
+    let admin = match gantry_testsupport::postgres::admin_url() {
+        Ok(url) => url,
         Err(reason) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("Postgres is required under CI=true: {reason}");
