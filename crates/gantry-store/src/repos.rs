@@ -155,6 +155,11 @@ pub trait RepoStore: Send + Sync {
     async fn list_repos(&self) -> StoreResult<Vec<Repo>>;
     /// Replaces the settings; [`StoreError::NotFound`](crate::StoreError::NotFound) if the id is unknown.
     async fn update_repo(&self, id: i64, settings: &RepoSettings) -> StoreResult<Repo>;
+    /// Replaces the clone URL; [`StoreError::NotFound`](crate::StoreError::NotFound) if the id is unknown.
+    async fn set_clone_url(&self, id: i64, clone_url: &str) -> StoreResult<Repo>;
+    /// Replaces the webhook secret (hooks signed with the old one then fail);
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound) if the id is unknown.
+    async fn set_webhook_secret(&self, id: i64, secret: &str) -> StoreResult<Repo>;
     /// Deletes the repository and everything that belongs to it; false if it did not exist.
     async fn delete_repo(&self, id: i64) -> StoreResult<bool>;
 }
@@ -178,10 +183,26 @@ pub(crate) fn validate_repo(owner: &str, name: &str, clone_url: &str) -> StoreRe
             });
         }
     }
+    validate_clone_url(clone_url)
+}
+
+/// Checks a clone URL: it must not be empty.
+pub(crate) fn validate_clone_url(clone_url: &str) -> StoreResult<()> {
     if clone_url.trim().is_empty() {
         return Err(crate::StoreError::InvalidInput {
             field: "repo.clone_url".to_string(),
             reason: "it is empty; give the URL the server can clone from".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a webhook secret: it must not be empty.
+pub(crate) fn validate_webhook_secret(secret: &str) -> StoreResult<()> {
+    if secret.is_empty() {
+        return Err(crate::StoreError::InvalidInput {
+            field: "repo.webhook_secret".to_string(),
+            reason: "it is empty; hooks could not be verified".to_string(),
         });
     }
     Ok(())

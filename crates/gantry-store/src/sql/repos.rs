@@ -6,7 +6,10 @@ use super::rows::{RepoRow, repo_columns};
 use super::{PostgresStore, SqliteStore};
 use crate::deliveries::DeliveryStore;
 use crate::error::{StoreError, StoreResult, is_unique_violation};
-use crate::repos::{NewRepo, Repo, RepoSettings, RepoStore, validate_repo, validate_settings};
+use crate::repos::{
+    NewRepo, Repo, RepoSettings, RepoStore, validate_clone_url, validate_repo, validate_settings,
+    validate_webhook_secret,
+};
 use crate::time::{Millis, now_ms};
 
 macro_rules! repo_store_impl {
@@ -103,11 +106,45 @@ macro_rules! repo_store_impl {
                 .into_repo()
             }
 
+            async fn set_clone_url(&self, id: i64, clone_url: &str) -> StoreResult<Repo> {
+                validate_clone_url(clone_url)?;
+                sqlx::query_as::<_, RepoRow>(concat!(
+                    "UPDATE repos SET clone_url = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                    repo_columns!()
+                ))
+                .bind(id)
+                .bind(clone_url)
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("repository {id}"),
+                })?
+                .into_repo()
+            }
+
+            async fn set_webhook_secret(&self, id: i64, secret: &str) -> StoreResult<Repo> {
+                validate_webhook_secret(secret)?;
+                sqlx::query_as::<_, RepoRow>(concat!(
+                    "UPDATE repos SET webhook_secret = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                    repo_columns!()
+                ))
+                .bind(id)
+                .bind(secret)
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("repository {id}"),
+                })?
+                .into_repo()
+            }
+
             async fn delete_repo(&self, id: i64) -> StoreResult<bool> {
                 let mut tx = self.write_tx().await?;
                 // Log lines carry no foreign key (see the migration), so they go first.
                 sqlx::query(
-                    "DELETE FROM log_lines WHERE step_id IN (SELECT s.id FROM steps s \
+                    "DELETE FROM log_chunks WHERE step_id IN (SELECT s.id FROM steps s \
                      JOIN workflows w ON w.id = s.workflow_id \
                      JOIN builds b ON b.id = w.build_id WHERE b.repo_id = $1)",
                 )

@@ -39,6 +39,7 @@ conformance! {
     repos::repo_duplicate_is_a_conflict,
     repos::repo_bad_input_is_a_clear_error,
     repos::repo_delete_cascades,
+    repos::repo_clone_url_and_webhook_secret_are_replaced,
     repos::delivery_replay_is_detected,
     builds::build_numbers_are_distinct_under_concurrent_creates,
     builds::build_detail_holds_workflows_and_steps,

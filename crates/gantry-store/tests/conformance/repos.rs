@@ -167,3 +167,32 @@ pub async fn delivery_replay_is_detected(h: Arc<Harness>) {
         .to_string();
     assert!(error.contains("delivery id"), "{error}");
 }
+
+pub async fn repo_clone_url_and_webhook_secret_are_replaced(h: Arc<Harness>) {
+    let store = h.store.as_ref();
+    let app = fixtures::repo(store, "app").await;
+    let moved = store
+        .set_clone_url(app.id, "https://forge.invalid/acme/moved.git")
+        .await
+        .unwrap();
+    assert_eq!(moved.clone_url, "https://forge.invalid/acme/moved.git");
+    assert_eq!(moved.webhook_secret, "hook-secret", "the secret stays");
+    let rotated = store
+        .set_webhook_secret(app.id, "a-new-hook-secret")
+        .await
+        .unwrap();
+    assert_eq!(rotated.webhook_secret, "a-new-hook-secret");
+    let stored = store.repo_by_id(app.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.clone_url.as_str(), stored.webhook_secret.as_str()),
+        ("https://forge.invalid/acme/moved.git", "a-new-hook-secret")
+    );
+    let error = store.set_clone_url(app.id, " ").await.unwrap_err();
+    assert!(error.to_string().contains("repo.clone_url"), "{error}");
+    let error = store.set_webhook_secret(app.id, "").await.unwrap_err();
+    assert!(error.to_string().contains("repo.webhook_secret"), "{error}");
+    assert!(matches!(
+        store.set_webhook_secret(9_999, "another-secret").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
