@@ -1,17 +1,18 @@
 //! `POST /hooks/{forge}`: verified webhooks become builds.
 //!
 //! Order matters (rule 1): the body is capped, the repository looked up, and the
-//! signature checked in constant time before anything is written. Only then is the
-//! delivery recorded (a replay stops there) and the build handed to a background task.
+//! signature checked in constant time before anything is written. Only then are the
+//! delivery and its build (`pending`, not prepared yet) recorded in one transaction (a
+//! replay stops there), and the build handed to a background task that reads its pipeline.
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use gantry_forge::{Forge, HOOK_BODY_LIMIT, HookKind, ParsedHook};
-use gantry_store::{Repo, now_ms};
+use gantry_store::Repo;
 use serde_json::{Value, json};
 
-use crate::builds::{spawn_from_hook, trigger_of_hook};
+use crate::builds::{accept_hook, spawn_preparation, trigger_of_hook};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -80,27 +81,24 @@ async fn receive_checked(
     if event.kind == HookKind::Ping {
         return Ok((StatusCode::OK, Json(json!({"status": "pong"}))));
     }
-    if !state
-        .store
-        .record_delivery(repo.id, &event.delivery_id, now_ms())
-        .await?
-    {
-        tracing::info!(repo = %full_name, delivery = %event.delivery_id, "webhook replayed; no new build");
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"status": "replayed", "delivery": event.delivery_id})),
-        ));
-    }
     let Some(trigger) = trigger_of_hook(&event) else {
         return Ok((
             StatusCode::OK,
             Json(json!({"status": "ignored", "reason": "nothing to build"})),
         ));
     };
-    spawn_from_hook(state.clone(), repo, trigger);
+    let Some(build) = accept_hook(state, &repo, &event.delivery_id, &trigger).await? else {
+        tracing::info!(repo = %full_name, delivery = %event.delivery_id, "webhook replayed; no new build");
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"status": "replayed", "delivery": event.delivery_id})),
+        ));
+    };
+    let number = build.number;
+    spawn_preparation(state.clone(), repo, build, trigger);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"status": "accepted", "delivery": event.delivery_id})),
+        Json(json!({"status": "accepted", "delivery": event.delivery_id, "build": number})),
     ))
 }
 

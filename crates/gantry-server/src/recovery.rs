@@ -3,7 +3,8 @@
 //! After the previous server process died (even by `kill -9`), the work its in-process
 //! runner had claimed is lost: unstarted workflows go back to the queue, builds that had
 //! started end in `error` with a message saying why, and what their steps left on the
-//! backend (containers, networks, volumes, local workspaces) is removed.
+//! backend (containers, networks, volumes, local workspaces) is removed. Hook builds
+//! recorded but not prepared yet (commit fetched, pipeline compiled) are prepared again.
 
 use gantry_store::{RecoveryRequest, now_ms};
 
@@ -16,14 +17,21 @@ pub const INTERRUPTED_MESSAGE: &str = "the server stopped while this build ran (
 
 /// Requeues unstarted work and ends interrupted builds, before the runner starts.
 pub async fn recover(state: &AppState) -> anyhow::Result<()> {
-    // Checked before anything runs, so a typo stops the start instead of every build.
-    backend::labels_from_env()?;
     let request = RecoveryRequest {
         now: now_ms(),
         dead_runners: vec![backend::runner_id()],
         message: INTERRUPTED_MESSAGE.into(),
     };
     let recovered = state.store.recover_interrupted(&request).await?;
+    let preparing = crate::builds::resume_preparations(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("resuming hook builds not prepared yet: {e}"))?;
+    if preparing > 0 {
+        tracing::info!(
+            recovery.preparing = preparing,
+            "preparing again hook builds the last stop left unprepared"
+        );
+    }
     if !recovered.requeued_items.is_empty() {
         tracing::info!(
             recovery.requeued = recovered.requeued_items.len(),

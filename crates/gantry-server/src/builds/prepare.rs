@@ -8,6 +8,7 @@ use gantry_pipeline::{CompileContext, Plan};
 use gantry_store::{
     BuildEvent, BuildPage, DEFAULT_CONFIG_PATH, NewStep, NewWorkflow, Repo, RunStatus,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::run::plan::{NETRC_MACHINE_SECRET, NETRC_PASSWORD_SECRET, NETRC_USERNAME_SECRET};
 use crate::state::AppState;
@@ -15,8 +16,9 @@ use crate::state::AppState;
 /// The pipeline file read when the repository keeps the default and has no `.pipeline.yml`.
 const DRONE_CONFIG_PATH: &str = ".drone.yml";
 
-/// What starts a build: the commit and why it is built.
-#[derive(Debug, Clone)]
+/// What starts a build: the commit and why it is built. Stored as JSON with a hook build
+/// until it is prepared, so its fields only ever gain defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trigger {
     /// What started it.
     pub event: BuildEvent,
@@ -75,7 +77,13 @@ impl Prepared {
 }
 
 /// Fetches, reads and compiles; every failure becomes a build in `error` saying why.
-pub async fn prepare(state: &AppState, repo: &Repo, trigger: &Trigger) -> Prepared {
+/// `number` is the build's number when it is already recorded.
+pub async fn prepare(
+    state: &AppState,
+    repo: &Repo,
+    trigger: &Trigger,
+    number: Option<u64>,
+) -> Prepared {
     let credentials = credentials(state, repo).await;
     let checkout = match state
         .git
@@ -102,7 +110,7 @@ pub async fn prepare(state: &AppState, repo: &Repo, trigger: &Trigger) -> Prepar
             return Prepared::failed(&sha, format!("cannot read the pipeline file: {error}"));
         }
     };
-    let ctx = match compile_context(state, repo, trigger, &checkout).await {
+    let ctx = match compile_context(state, repo, trigger, &checkout, number).await {
         Ok(ctx) => ctx,
         Err(error) => return Prepared::failed(&sha, error),
     };
@@ -222,6 +230,7 @@ async fn compile_context(
     repo: &Repo,
     trigger: &Trigger,
     checkout: &CommitCheckout,
+    number: Option<u64>,
 ) -> Result<CompileContext, String> {
     let from_fork = trigger.pull_request.as_ref().is_some_and(|pr| pr.from_fork);
     // A fork's pull request sees no secret (rule 2): referencing one is a compile error.
@@ -256,7 +265,10 @@ async fn compile_context(
             .unwrap_or_default(),
         deploy_target: trigger.deploy_target.clone().unwrap_or_default(),
         changed_files: changed_files(trigger, checkout).await,
-        build_number: next_number(state, repo).await,
+        build_number: match number {
+            Some(number) => number,
+            None => next_number(state, repo).await,
+        },
         trusted: repo.trusted,
         secrets: Some(secrets),
         clone_image: state.config.clone_image.clone(),

@@ -136,10 +136,13 @@ impl TestServer {
             let (status, build) = self
                 .get(&format!("/api/repos/{repo}/builds/{number}"), Some(ADMIN))
                 .await;
-            if status == StatusCode::OK {
+            // A hook's build exists at once (`pending`, no workflows) and is prepared after.
+            let preparing = build["status"] == "pending"
+                && build["workflows"].as_array().is_none_or(Vec::is_empty);
+            if status == StatusCode::OK && !preparing {
                 return build;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
