@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod recovery;
 pub mod run;
 pub mod state;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
 ) -> anyhow::Result<Server> {
+    config.check()?;
     let addr = listener
         .local_addr()
         .context("reading the listener's address")?;

@@ -1,9 +1,9 @@
 //! The HTTP API: one router for every route family.
 
-mod builds;
+pub(crate) mod builds;
 mod health;
-mod repos;
-mod secrets;
+pub(crate) mod repos;
+pub(crate) mod secrets;
 mod tokens;
 
 use axum::Router;
@@ -21,6 +21,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             repo,
             get(repos::get).patch(repos::update).delete(repos::delete),
+        )
+        .route(
+            &format!("{repo}/webhook-secret"),
+            post(repos::rotate_webhook_secret),
         )
         .route(
             &format!("{repo}/builds"),
@@ -54,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{forge}", post(crate::hooks::receive))
         .merge(api)
         .merge(crate::live::routes())
+        .merge(crate::web::routes())
         .fallback(health::no_route)
         .with_state(state)
 }

@@ -14,8 +14,11 @@ mod logs_api;
 use axum::Router;
 use axum::routing::get;
 
+// The web pages open the same streams with a session instead of a bearer header.
+pub use events_api::follow_events;
 pub use hub::{EventKind, Hub, LiveEvent, StepFeed};
-pub use stream::AfterQuery;
+pub use logs_api::{LogQuery, step_logs};
+pub use stream::{AfterQuery, follow_step_logs};
 
 use crate::state::AppState;
 

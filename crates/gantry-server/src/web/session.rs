@@ -1,0 +1,251 @@
+//! Browser sessions: signing in with an API token gives a random session id in a cookie;
+//! the session then acts with that token's identity and scopes.
+//!
+//! Sessions live in this process's memory (a restart signs everyone out). The token is
+//! kept with the session and verified again on every request, so revoking it ends the
+//! session at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "gantry_session";
+/// A session unused this long ends.
+const IDLE_LIMIT: Duration = Duration::from_secs(12 * 3600);
+/// A session ends this long after sign-in, used or not.
+const ABSOLUTE_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Sessions kept at most; past this the oldest go first.
+const MAX_SESSIONS: usize = 10_000;
+
+/// One signed-in browser.
+struct Session {
+    token: String,
+    csrf: String,
+    created: Instant,
+    last_seen: Instant,
+}
+
+/// The sessions of this server process. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("count", &self.map().len())
+            .finish()
+    }
+}
+
+impl Sessions {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        // Only inserts and removals happen under the lock: a panic cannot corrupt the map.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a session for a verified token; returns its id.
+    pub fn start(&self, token: &str) -> Result<String, getrandom::Error> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
+        let now = Instant::now();
+        let mut map = self.map();
+        map.retain(|_, s| alive(s, now));
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(id, _)| id.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            id.clone(),
+            Session {
+                token: token.to_string(),
+                csrf,
+                created: now,
+                last_seen: now,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The token and CSRF token of a live session, marking it used.
+    fn touch(&self, id: &str) -> Option<(String, String)> {
+        let now = Instant::now();
+        let mut map = self.map();
+        let session = map.get_mut(id)?;
+        if !alive(session, now) {
+            map.remove(id);
+            return None;
+        }
+        session.last_seen = now;
+        Some((session.token.clone(), session.csrf.clone()))
+    }
+
+    /// Ends a session.
+    pub fn end(&self, id: &str) {
+        self.map().remove(id);
+    }
+}
+
+fn alive(session: &Session, now: Instant) -> bool {
+    now.duration_since(session.last_seen) < IDLE_LIMIT
+        && now.duration_since(session.created) < ABSOLUTE_LIMIT
+}
+
+/// 32 random bytes in hex.
+pub fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// True when the browser reached us over TLS (directly or through a proxy that says so).
+pub fn came_over_tls(headers: &HeaderMap) -> bool {
+    let header_says = |name: &str, needle: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(needle))
+    };
+    header_says("x-forwarded-proto", "https") || header_says("forwarded", "proto=https")
+}
+
+/// The `Set-Cookie` value that stores (or, with `None`, clears) the session id.
+pub fn session_cookie(id: Option<&str>, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = match id {
+        Some(id) => format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"),
+        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    };
+    // Only hex digits and fixed text: always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A signed-in browser: who it acts as and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    /// The identity and scopes of the token it signed in with.
+    pub principal: Principal,
+    /// The token every form of this session carries.
+    pub csrf: String,
+    /// The session id (to end it at sign-out).
+    pub session_id: String,
+}
+
+impl WebUser {
+    /// The session of the request, if any, still valid.
+    pub async fn from_parts(parts: &Parts, state: &AppState) -> Option<WebUser> {
+        let sessions = parts.extensions.get::<Sessions>()?;
+        let id = cookie(&parts.headers, SESSION_COOKIE)?;
+        let (token, csrf) = sessions.touch(id)?;
+        match principal_of_token(state, &token).await {
+            Some(principal) => Some(WebUser {
+                principal,
+                csrf,
+                session_id: id.to_string(),
+            }),
+            None => {
+                // Revoked since sign-in: the session ends with it.
+                sessions.end(id);
+                None
+            }
+        }
+    }
+}
+
+/// The principal a token stands for, checked exactly as the API checks bearer tokens.
+pub async fn principal_of_token(state: &AppState, token: &str) -> Option<Principal> {
+    let request = axum::http::Request::builder()
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(())
+        .ok()?;
+    let (mut parts, ()) = request.into_parts();
+    Principal::from_request_parts(&mut parts, state).await.ok()
+}
+
+/// No valid session: pages send the browser to the sign-in form.
+#[derive(Debug)]
+pub struct SignInFirst;
+
+impl IntoResponse for SignInFirst {
+    fn into_response(self) -> Response {
+        Redirect::to("/login").into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = SignInFirst;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInFirst> {
+        WebUser::from_parts(parts, state).await.ok_or(SignInFirst)
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for WebUser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(WebUser::from_parts(parts, state).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=1; gantry_session=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn sessions_start_touch_and_end() {
+        let sessions = Sessions::default();
+        let id = sessions.start("token").unwrap();
+        assert_eq!(sessions.touch(&id).unwrap().0, "token");
+        sessions.end(&id);
+        assert!(sessions.touch(&id).is_none());
+    }
+
+    #[test]
+    fn the_cookie_is_secure_only_over_tls() {
+        let plain = session_cookie(Some("ab"), false);
+        assert_eq!(plain, "gantry_session=ab; Path=/; HttpOnly; SameSite=Lax");
+        let tls = session_cookie(Some("ab"), true);
+        assert!(tls.to_str().unwrap().ends_with("; Secure"));
+    }
+}
