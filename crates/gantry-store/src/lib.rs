@@ -31,6 +31,7 @@ mod preparing;
 mod queue;
 mod recovery;
 mod repos;
+mod runners;
 mod secrets;
 mod sql;
 mod status;
@@ -53,6 +54,7 @@ pub use recovery::{InterruptedBuild, InterruptedStep, Recovered, RecoveryRequest
 pub use repos::{
     DEFAULT_CONFIG_PATH, DEFAULT_TIMEOUT_MINUTES, NewRepo, Repo, RepoSettings, RepoStore,
 };
+pub use runners::RunnerStore;
 pub use secrets::{
     SECRET_KEY_ENV, SECRET_KEY_FILE, SecretInfo, SecretKey, SecretStore, SecretValue,
 };
@@ -75,6 +77,7 @@ pub trait Store:
     + SecretStore
     + TokenStore
     + RecoveryStore
+    + RunnerStore
 {
     /// Which database is behind it.
     fn kind(&self) -> DatabaseKind;

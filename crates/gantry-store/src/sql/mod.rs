@@ -10,6 +10,7 @@ mod queue;
 mod recovery;
 mod repos;
 mod rows;
+mod runners;
 mod secrets;
 mod tokens;
 
