@@ -78,6 +78,8 @@ pub fn local_context(dir: &Path, event: &EventArgs) -> CompileContext {
         deploy_target: event.target.clone().unwrap_or_default(),
         cron: event.cron.clone().unwrap_or_default(),
         trusted: event.trusted,
+        // The user's own machine and engine: a registry on localhost is theirs to use.
+        allow_private_registries: true,
         ..CompileContext::default()
     };
     ctx.changed_files = None;
