@@ -123,7 +123,7 @@ async fn sec_13_every_route_family_checks_the_token_and_its_scope() {
             .await;
         assert_eq!(status, StatusCode::CREATED);
         let runner = runner["secret"].as_str().unwrap().to_string();
-        let routes: [(Method, &str, Option<serde_json::Value>); 8] = [
+        let routes: [(Method, &str, Option<serde_json::Value>); 9] = [
             (Method::GET, "/api/repos", None),
             (Method::GET, "/api/repos/acme/app", None),
             (Method::GET, "/api/repos/acme/app/builds", None),
@@ -133,6 +133,7 @@ async fn sec_13_every_route_family_checks_the_token_and_its_scope() {
                 Some(json!({"sha": "a".repeat(40)})),
             ),
             (Method::POST, "/api/repos/acme/app/builds/1/cancel", None),
+            (Method::POST, "/api/repos/acme/app/webhook-secret", None),
             (Method::GET, "/api/repos/acme/app/secrets", None),
             (
                 Method::PUT,

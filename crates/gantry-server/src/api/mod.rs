@@ -23,6 +23,10 @@ pub fn router(state: AppState) -> Router {
             get(repos::get).patch(repos::update).delete(repos::delete),
         )
         .route(
+            &format!("{repo}/webhook-secret"),
+            post(repos::rotate_webhook_secret),
+        )
+        .route(
             &format!("{repo}/builds"),
             get(builds::list).post(builds::trigger),
         )
