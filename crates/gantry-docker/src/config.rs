@@ -22,7 +22,18 @@ pub struct DockerConfig {
     /// Seconds to wait for the engine to *begin* answering a request. Streamed answers
     /// (logs, waiting for a step, pulls) may then run as long as the step does.
     pub request_timeout_secs: u64,
+    /// Image of each workflow's sandbox container, whose network namespace the steps and
+    /// services join (e.g. `registry.k8s.io/pause:3.10`; pulled if missing). `None` uses
+    /// the built-in `gantry/pause:<version>`, imported into the engine on first use.
+    pub sandbox_image: Option<String>,
+    /// Most processes (and threads) one step or service container may have at once, so a
+    /// fork bomb stays inside its step; `None` leaves it to the engine's default.
+    pub pids_limit: Option<u32>,
 }
+
+/// [`DockerConfig::pids_limit`] by default: far above what builds use (a parallel
+/// compiler or test runner has a few hundred), far below what starves a host.
+pub const DEFAULT_PIDS_LIMIT: u32 = 4096;
 
 impl Default for DockerConfig {
     fn default() -> Self {
@@ -33,6 +44,8 @@ impl Default for DockerConfig {
             owner: crate::owner::exec_owner(),
             stop_grace_secs: 2,
             request_timeout_secs: 120,
+            sandbox_image: None,
+            pids_limit: Some(DEFAULT_PIDS_LIMIT),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Gantry backend over the Docker Engine API (bollard).
 //!
-//! Each workflow gets one bridge network (`gantry-<id>`), one workspace volume
-//! (`gantry-<id>-workspace`, or a bound host directory for `gantry exec`) and one volume per
-//! named mount; each step or service becomes a container `gantry-<id>-<step>` on that
-//! network, reachable by its step name. Every object is labelled `gantry.workflow`,
-//! `gantry.owner` (and `gantry.step` on containers) plus the configured extra labels, so
-//! `destroy_workflow` and `reap_leftovers` find them by label.
+//! Each workflow gets one bridge network (`gantry-<id>`), one sandbox container on it
+//! (also `gantry-<id>`: the pod-style sandbox, see [`DockerConfig::sandbox_image`]), one workspace volume (`gantry-<id>-workspace`, or
+//! a bound host directory for `gantry exec`) and one volume per named mount; each step or
+//! service becomes a container `gantry-<id>-<step>` that joins the sandbox's network
+//! namespace. Services and detached steps are reached by name. Every object is labelled
+//! `gantry.workflow`, `gantry.owner` (and `gantry.step` on step containers) plus the
+//! configured extra labels, so `destroy_workflow` and `reap_leftovers` find them by label.
+//! `<id>` is the workflow id made safe for Docker names, followed by a hash of it.
 
 mod cleanup;
 mod config;
@@ -13,10 +15,13 @@ mod connect;
 mod errors;
 mod image;
 mod names;
+mod oom;
 mod owner;
+mod pause;
 mod prepare;
 mod reap;
 mod removal;
+mod sandbox;
 mod spec;
 mod step;
 mod workflow;
@@ -28,9 +33,10 @@ use async_trait::async_trait;
 use gantry_pipeline::plan::{Plan, Step};
 use gantry_runner::{Backend, BackendError, LogStream, StepExit, WorkflowId};
 
-pub use config::DockerConfig;
-pub use names::{LABEL_OWNER, LABEL_STEP, LABEL_WORKFLOW};
+pub use config::{DEFAULT_PIDS_LIMIT, DockerConfig};
+pub use names::{LABEL_OWNER, LABEL_STEP, LABEL_WORKFLOW, container_name, sandbox_name};
 pub use owner::exec_owner;
+pub use sandbox::builtin_image as builtin_sandbox_image;
 
 /// Runs steps as containers on a Docker engine.
 pub struct DockerBackend {

@@ -4,12 +4,15 @@
 //! Only what the [`Step`] says reaches the spec: the compiler has already refused
 //! `privileged` and host volumes for untrusted repositories, and nothing else from the YAML
 //! (devices, host network, capabilities) has a way in.
+//!
+//! Every container joins the network namespace of the workflow's sandbox
+//! (`network_mode: container:<sandbox>`), so it sets none of what Docker refuses or ignores
+//! in that mode: host name, extra hosts, DNS, published or exposed ports, network aliases,
+//! endpoint settings. The sandbox carries those for the whole workflow.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use gantry_pipeline::plan::{Step, StepKind};
 use gantry_runner::{BackendError, WorkflowId};
 
@@ -40,13 +43,20 @@ pub struct WorkflowContext {
     pub id: WorkflowId,
     /// Its bridge network.
     pub network: String,
+    /// Its sandbox container, whose network namespace every step and service joins.
+    pub sandbox: String,
     /// Its workspace.
     pub workspace: WorkspaceMount,
     /// `gantry.owner` of its objects.
     pub owner: String,
     /// Labels added to every object.
     pub extra_labels: BTreeMap<String, String>,
+    /// [`DockerConfig::pids_limit`](crate::DockerConfig::pids_limit).
+    pub pids_limit: Option<u32>,
 }
+
+/// Keeps setuid binaries and file capabilities from raising a step's privileges.
+pub const NO_NEW_PRIVILEGES: &str = "no-new-privileges";
 
 /// The shell a commands step's script runs in.
 const SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -70,10 +80,6 @@ pub fn container_body(
         )));
     }
     let (entrypoint, cmd) = entrypoint_and_cmd(step);
-    let endpoint = EndpointSettings {
-        aliases: Some(vec![step.name.clone()]),
-        ..Default::default()
-    };
     Ok(ContainerCreateBody {
         image: Some(step.image.clone()),
         entrypoint,
@@ -87,9 +93,6 @@ pub fn container_body(
             &ctx.extra_labels,
         )),
         host_config: Some(host_config(ctx, step)?),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(ctx.network.clone(), endpoint)])),
-        }),
         ..Default::default()
     })
 }
@@ -151,13 +154,18 @@ fn host_config(ctx: &WorkflowContext, step: &Step) -> Result<HostConfig, Backend
         .map(|m| m.saturating_mul(1_000_000));
     let nano_cpus = limit(step, "cpus", nano_cpus)?;
     Ok(HostConfig {
-        network_mode: Some(ctx.network.clone()),
+        network_mode: Some(format!("container:{}", ctx.sandbox)),
         mounts: Some(mounts(ctx, step)?),
         // Swap equal to memory: without it the kernel swaps instead of enforcing the limit.
         memory,
         memory_swap: memory,
         nano_cpus,
         privileged: Some(step.privileged),
+        // A privileged step (admitted only for trusted repositories) already holds every
+        // capability, so the flag would protect nothing there, while the tools such steps
+        // run (sudo, newuidmap for rootless builders, mount helpers) rely on setuid.
+        security_opt: (!step.privileged).then(|| vec![NO_NEW_PRIVILEGES.to_string()]),
+        pids_limit: ctx.pids_limit.map(i64::from),
         ..Default::default()
     })
 }

@@ -34,12 +34,14 @@ fn context() -> WorkflowContext {
     WorkflowContext {
         id: WorkflowId("w1".to_string()),
         network: "gantry-w1".to_string(),
+        sandbox: "gantry-w1-sandbox".to_string(),
         workspace: WorkspaceMount {
             target: "/workspace".to_string(),
             source: WorkspaceSource::Volume("gantry-w1-workspace".to_string()),
         },
         owner: "exec:h:1".to_string(),
         extra_labels: BTreeMap::from([("gantry.test".to_string(), "t".to_string())]),
+        pids_limit: Some(4096),
     }
 }
 
@@ -74,14 +76,57 @@ fn services_with_commands_run_the_script() {
     assert_eq!(body(&s).cmd, Some(vec![s.script()]));
 }
 
+/// Docker refuses a host name, extra hosts, DNS, ports and aliases on a container that
+/// joins another's network namespace: none may be set.
 #[test]
-fn step_joins_the_network_under_its_own_name() {
-    let b = body(&step("db", StepKind::Service, &[]));
-    let host = b.host_config.unwrap_or_default();
-    assert_eq!(host.network_mode.as_deref(), Some("gantry-w1"));
-    let endpoints = b.networking_config.and_then(|n| n.endpoints_config);
-    let aliases = endpoints.and_then(|mut e| e.remove("gantry-w1")?.aliases);
-    assert_eq!(aliases, Some(vec!["db".to_string()]));
+fn steps_and_services_join_the_sandbox_and_set_nothing_it_owns() {
+    for kind in [StepKind::Service, StepKind::Commands, StepKind::Plugin] {
+        let b = body(&step("db", kind, &[]));
+        assert_eq!((b.hostname, b.domainname), (None, None));
+        assert_eq!(b.exposed_ports, None);
+        assert_eq!(b.networking_config, None);
+        let host = b.host_config.unwrap_or_default();
+        assert_eq!(
+            host.network_mode.as_deref(),
+            Some("container:gantry-w1-sandbox")
+        );
+        assert_eq!(host.extra_hosts, None);
+        assert_eq!(
+            (host.dns, host.dns_search, host.dns_options),
+            (None, None, None)
+        );
+        assert_eq!((host.port_bindings, host.publish_all_ports), (None, None));
+        assert_eq!(host.links, None);
+    }
+}
+
+#[test]
+fn every_container_gets_no_new_privileges_and_a_pids_limit() {
+    for kind in [StepKind::Service, StepKind::Commands, StepKind::Plugin] {
+        let host = body(&step("x", kind, &["true"]))
+            .host_config
+            .unwrap_or_default();
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
+        assert_eq!(host.pids_limit, Some(4096));
+    }
+    let mut ctx = context();
+    ctx.pids_limit = None;
+    let s = step("x", StepKind::Commands, &["true"]);
+    let b = container_body(&ctx, &s, &[]).expect("valid");
+    assert_eq!(b.host_config.unwrap_or_default().pids_limit, None);
+}
+
+/// A privileged step keeps its process limit but may use setuid tools (see `host_config`).
+#[test]
+fn privileged_steps_keep_the_pids_limit_without_no_new_privileges() {
+    let mut s = step("dind", StepKind::Service, &[]);
+    s.privileged = true;
+    let host = body(&s).host_config.unwrap_or_default();
+    assert_eq!((host.privileged, host.security_opt), (Some(true), None));
+    assert_eq!(host.pids_limit, Some(4096));
 }
 
 #[test]
@@ -177,7 +222,7 @@ fn mounts_are_workspace_then_named_volumes_then_host_paths() {
             ),
             (
                 Some(MountType::VOLUME),
-                "gantry-w1-vol-cache".to_string(),
+                names::mount_volume(&WorkflowId("w1".to_string()), "cache"),
                 "/cache".to_string()
             ),
             (

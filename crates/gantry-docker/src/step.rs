@@ -32,7 +32,7 @@ impl DockerBackend {
             return Ok(());
         }
         image::before_create(&self.docker, &step.image, step.pull).await?;
-        self.create(&name, step, body).await?;
+        self.create(&name, id, step, body).await?;
         self.docker
             .start_container(&name, None)
             .await
@@ -44,6 +44,7 @@ impl DockerBackend {
     async fn create(
         &self,
         name: &str,
+        id: &WorkflowId,
         step: &Step,
         body: bollard::models::ContainerCreateBody,
     ) -> Result<(), BackendError> {
@@ -71,6 +72,7 @@ impl DockerBackend {
                 });
             } else if errors::is_conflict(&err) && !replaced {
                 // A container of an earlier attempt that was not destroyed: replace it.
+                self.check_same_step(name, id, step).await?;
                 cleanup::remove_container(&self.docker, name).await?;
                 replaced = true;
             } else {
@@ -80,6 +82,31 @@ impl DockerBackend {
                 ));
             }
         }
+    }
+
+    /// Refuses to replace a container of that name that belongs to another workflow or
+    /// step: names are unique per workflow and step, so such a container is not ours.
+    async fn check_same_step(
+        &self,
+        name: &str,
+        id: &WorkflowId,
+        step: &Step,
+    ) -> Result<(), BackendError> {
+        let info = match self.docker.inspect_container(name, None).await {
+            Ok(info) => info,
+            Err(e) if errors::is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(errors::failed(format_args!("inspect `{name}`"), &e)),
+        };
+        let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+        let ours = labels.get(names::LABEL_WORKFLOW) == Some(&id.0)
+            && labels.get(names::LABEL_STEP) == Some(&step.name);
+        if ours {
+            return Ok(());
+        }
+        Err(BackendError::Other(format!(
+            "cannot create the container of step `{}`: a container named `{name}` exists and              belongs to another workflow or step (remove it, or check the workflow ids)",
+            step.name
+        )))
     }
 
     /// Follows stdout and stderr from the container's start until it ends. Asking for the
@@ -107,7 +134,8 @@ impl DockerBackend {
         }))
     }
 
-    /// Waits for the container to stop, then reads whether the kernel OOM-killed it.
+    /// Waits for the container to stop, then finds out whether the kernel OOM-killed it
+    /// (see [`crate::oom`]).
     pub(crate) async fn wait(
         &self,
         id: &WorkflowId,
@@ -134,17 +162,7 @@ impl DockerBackend {
             }
         };
         self.lock_exited().insert((id.clone(), step.name.clone()));
-        let inspected = self.docker.inspect_container(&name, None).await;
-        let oom_killed = match inspected {
-            Ok(info) => info.state.and_then(|s| s.oom_killed).unwrap_or(false),
-            Err(e) if errors::is_not_found(&e) => false,
-            Err(e) => {
-                return Err(errors::failed(
-                    format_args!("inspect step `{}`", step.name),
-                    &e,
-                ));
-            }
-        };
+        let oom_killed = self.oom_killed(&name, step, code).await?;
         Ok(StepExit { code, oom_killed })
     }
 

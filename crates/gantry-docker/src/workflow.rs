@@ -1,4 +1,5 @@
-//! A workflow's shared objects: its bridge network, its workspace and its named volumes.
+//! A workflow's shared objects: its bridge network, its sandbox container, its workspace
+//! and its named volumes.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,8 +14,8 @@ use crate::spec::{WorkflowContext, WorkspaceMount, WorkspaceSource};
 use crate::{DockerBackend, errors, names};
 
 impl DockerBackend {
-    /// Creates the network and volumes of `id`, after removing whatever an earlier run with
-    /// the same id left behind.
+    /// Creates the network, volumes and sandbox of `id`, after removing whatever an earlier
+    /// run with the same id left behind.
     pub(crate) async fn setup(&self, id: &WorkflowId, plan: &Plan) -> Result<(), BackendError> {
         check_workspace(id, &plan.workspace)?;
         let source = match &self.config.host_workspace {
@@ -40,18 +41,22 @@ impl DockerBackend {
         let context = WorkflowContext {
             id: id.clone(),
             network,
+            sandbox: names::sandbox_name(id),
             workspace: WorkspaceMount {
                 target: plan.workspace.clone(),
                 source,
             },
             owner: self.config.owner.clone(),
             extra_labels: self.config.extra_labels.clone(),
+            pids_limit: self.config.pids_limit,
         };
+        self.start_sandbox(&context, plan).await?;
         self.lock_workflows().insert(id.clone(), context);
         Ok(())
     }
 
-    /// Removes every container, network and volume labelled with `id`.
+    /// Removes every container (the sandbox too, killed at once), network and volume
+    /// labelled with `id`.
     pub(crate) async fn teardown(&self, id: &WorkflowId) -> Result<(), BackendError> {
         self.lock_exited().retain(|(workflow, _)| workflow != id);
         self.lock_prepared()

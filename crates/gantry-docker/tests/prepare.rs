@@ -13,7 +13,7 @@ use gantry_runner::{Backend, BackendError, WorkflowId};
 /// The state of the step's container (`created`, `running`, `exited`), or `None` if
 /// there is none.
 async fn container_state(env: &TestEnv, id: &WorkflowId, step: &str) -> Option<String> {
-    let name = format!("gantry-{id}-{step}");
+    let name = gantry_docker::container_name(id, step);
     let info = env
         .backend
         .client()

@@ -44,9 +44,12 @@ async fn leftovers_of_a_dead_owner_are_reaped_and_a_live_owners_are_kept() {
             .await
             .expect("setup");
 
+        let sandbox = format!("container:/{}", gantry_docker::sandbox_name(&lost));
+        assert!(env.leftovers().await.contains(&sandbox), "{sandbox}");
         let reaped = b.reap_leftovers().await.expect("reap");
-        // The container, the network and the workspace volume of the dead run.
-        assert_eq!(reaped, 3);
+        // The step's container, the sandbox, the network and the workspace volume of the
+        // dead run.
+        assert_eq!(reaped, 4);
         let left = env.leftovers().await;
         assert!(
             !left.is_empty() && left.iter().all(|o| o.contains("-live")),
@@ -79,7 +82,11 @@ async fn owners_of_other_kinds_are_left_alone() {
             .await
             .expect("setup");
         assert_eq!(env.backend.reap_leftovers().await.expect("reap"), 0);
-        assert_eq!(env.leftovers().await.len(), 2, "network and workspace kept");
+        assert_eq!(
+            env.leftovers().await.len(),
+            3,
+            "network, sandbox and workspace kept"
+        );
         server.destroy_workflow(&id).await.expect("destroy");
     })
     .await;
