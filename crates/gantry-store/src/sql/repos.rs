@@ -108,36 +108,20 @@ macro_rules! repo_store_impl {
 
             async fn set_clone_url(&self, id: i64, clone_url: &str) -> StoreResult<Repo> {
                 validate_clone_url(clone_url)?;
-                sqlx::query_as::<_, RepoRow>(concat!(
+                let sql = concat!(
                     "UPDATE repos SET clone_url = $2, updated_at = $3 WHERE id = $1 RETURNING ",
                     repo_columns!()
-                ))
-                .bind(id)
-                .bind(clone_url)
-                .bind(now_ms())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: format!("repository {id}"),
-                })?
-                .into_repo()
+                );
+                self.set_repo_text(sql, id, clone_url).await
             }
 
             async fn set_webhook_secret(&self, id: i64, secret: &str) -> StoreResult<Repo> {
                 validate_webhook_secret(secret)?;
-                sqlx::query_as::<_, RepoRow>(concat!(
+                let sql = concat!(
                     "UPDATE repos SET webhook_secret = $2, updated_at = $3 WHERE id = $1 RETURNING ",
                     repo_columns!()
-                ))
-                .bind(id)
-                .bind(secret)
-                .bind(now_ms())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: format!("repository {id}"),
-                })?
-                .into_repo()
+                );
+                self.set_repo_text(sql, id, secret).await
             }
 
             async fn delete_repo(&self, id: i64) -> StoreResult<bool> {
@@ -157,6 +141,23 @@ macro_rules! repo_store_impl {
                     .await?;
                 tx.commit().await?;
                 Ok(done.rows_affected() == 1)
+            }
+        }
+
+        impl $store {
+            /// Runs `sql`, an UPDATE of one text column (`$2`) of repository `$1` that
+            /// stamps `updated_at` (`$3`) and returns the row.
+            async fn set_repo_text(&self, sql: &'static str, id: i64, value: &str) -> StoreResult<Repo> {
+                sqlx::query_as::<_, RepoRow>(sql)
+                    .bind(id)
+                    .bind(value)
+                    .bind(now_ms())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: format!("repository {id}"),
+                    })?
+                    .into_repo()
             }
         }
 
