@@ -44,9 +44,19 @@ document.addEventListener("DOMContentLoaded", function () {
   function onReposPage(event) {
     if (event.kind !== "build") return;
     repos.querySelectorAll("tr.repo-row").forEach(function (row) {
-      if (row.getAttribute("data-repo") === event.repo) {
-        Gantry.setStatus(row.querySelector("span.status"), event.status);
-      }
+      if (row.getAttribute("data-repo") !== event.repo) return;
+      if (Number(event.build) < Number(row.getAttribute("data-build") || 0)) return;
+      row.setAttribute("data-build", String(Number(event.build)));
+      // The newest build's cell: its status, linking to it.
+      var cell = row.cells[1];
+      var link = document.createElement("a");
+      link.href = "/" + event.repo + "/builds/" + Number(event.build);
+      var badge = document.createElement("span");
+      badge.className = "status";
+      Gantry.setStatus(badge, event.status);
+      link.appendChild(badge);
+      link.appendChild(document.createTextNode(" #" + Number(event.build)));
+      cell.replaceChildren(link);
     });
   }
 

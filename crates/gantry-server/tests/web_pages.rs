@@ -88,6 +88,15 @@ impl Browser {
     }
 }
 
+/// A server with the public repository `acme/app`.
+async fn with_public_app() -> TestServer {
+    let server = TestServer::start().await;
+    server
+        .add_repo("acme", "app", "https://example.invalid/acme/app.git", false)
+        .await;
+    server
+}
+
 /// A finished build of `repo` with one step whose log holds `lines`.
 async fn finished_build(
     server: &TestServer,
@@ -225,10 +234,7 @@ async fn sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it() {
 #[tokio::test]
 async fn form_posts_without_the_csrf_token_or_from_elsewhere_are_refused() {
     timed(async {
-        let server = TestServer::start().await;
-        server
-            .add_repo("acme", "app", "https://example.invalid/acme/app.git", false)
-            .await;
+        let server = with_public_app().await;
         let mut browser = Browser::new(&server);
         browser.sign_in(ADMIN).await;
         let origin = server.base.clone();
@@ -275,10 +281,7 @@ async fn form_posts_without_the_csrf_token_or_from_elsewhere_are_refused() {
 #[tokio::test]
 async fn log_lines_and_commit_messages_come_back_escaped() {
     timed(async {
-        let server = TestServer::start().await;
-        server
-            .add_repo("acme", "app", "https://example.invalid/acme/app.git", false)
-            .await;
+        let server = with_public_app().await;
         let lines = [
             "compiling",
             "<script>alert('xss')</script>",
@@ -384,10 +387,7 @@ async fn a_private_repository_is_404_to_a_non_member_and_shown_to_a_member() {
 #[tokio::test]
 async fn badges_show_the_newest_finished_build_of_a_branch() {
     timed(async {
-        let server = TestServer::start().await;
-        server
-            .add_repo("acme", "app", "https://example.invalid/acme/app.git", false)
-            .await;
+        let server = with_public_app().await;
         let anonymous = Browser::new(&server);
         let (status, headers, svg) = anonymous.get("/api/badges/acme/app.svg").await;
         assert_eq!(status, StatusCode::OK);
@@ -437,6 +437,76 @@ async fn badges_show_the_newest_finished_build_of_a_branch() {
         assert!(svg.contains("<title>acme/app: passing</title>"));
         let (status, _, _) = anonymous.get("/api/badges/acme/nope.svg").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        server.stop().await;
+    })
+    .await;
+}
+
+/// Opens a page websocket with the browser's cookie and the given Origin.
+async fn page_socket(
+    server: &TestServer,
+    browser: &Browser,
+    path: &str,
+    origin: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("{}{path}", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", origin.parse().unwrap());
+    headers.insert("cookie", browser.cookie.clone().unwrap().parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+#[tokio::test]
+async fn a_step_stream_opens_with_the_session_only_from_our_own_pages() {
+    use futures_util::StreamExt as _;
+    timed(async {
+        let server = with_public_app().await;
+        let lines = ["one", "two", "three"];
+        finished_build(
+            &server,
+            "acme/app",
+            "refs/heads/main",
+            RunStatus::Success,
+            &lines,
+        )
+        .await;
+        let mut browser = Browser::new(&server);
+        browser.sign_in(ADMIN).await;
+        let path = "/acme/app/builds/1/steps/test/stream?after=1";
+        let refused = page_socket(&server, &browser, path, "http://evil.invalid").await;
+        assert!(refused.is_err(), "a socket from another site must not open");
+
+        let origin = server.base.clone();
+        let mut socket = page_socket(&server, &browser, path, &origin).await.unwrap();
+        let mut texts = Vec::new();
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.into_text() else {
+                continue;
+            };
+            let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if frame["end"] == true {
+                assert_eq!(frame["status"], "success");
+                break;
+            }
+            texts.push(frame["text"].as_str().unwrap().to_string());
+        }
+        assert_eq!(texts, ["two", "three"], "lines after 1, each once");
+
+        let (status, _, body) = browser
+            .get("/acme/app/builds/1/steps/test/lines?after=2")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.lines().count(), 1, "{body}");
+        assert!(body.contains("\"three\""));
         server.stop().await;
     })
     .await;

@@ -9,31 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::csrf::Posted;
+use super::log_view::StepPath;
 use super::sign_in::NoFields;
 use super::view::WebResult;
 use super::{BuildPath, call_api, from_json};
 use crate::api::builds as api;
 use crate::error::ApiJson;
 use crate::state::AppState;
-
-/// `.../steps/{step}` of an approve or reject route.
-#[derive(Debug, Deserialize)]
-pub struct StepPath {
-    owner: String,
-    name: String,
-    number: String,
-    step: String,
-}
-
-impl StepPath {
-    fn build(&self) -> BuildPath {
-        BuildPath {
-            owner: self.owner.clone(),
-            name: self.name.clone(),
-            number: self.number.clone(),
-        }
-    }
-}
 
 fn api_build_path(path: &BuildPath) -> WebResult<api::BuildPath> {
     from_json(json!({"owner": path.owner, "name": path.name, "number": path.number}))
@@ -113,10 +95,7 @@ pub async fn approve(
     Path(path): Path<StepPath>,
     posted: Posted<NoFields>,
 ) -> WebResult<Response> {
-    let api_path = api_step_path(&path)?;
-    let _decided =
-        call_api(api::approve(State(state), posted.user.principal, Path(api_path)).await)?;
-    Ok(Redirect::to(&path.build().url()).into_response())
+    decide(state, path, posted, true).await
 }
 
 /// `POST .../steps/{step}/reject`.
@@ -125,14 +104,23 @@ pub async fn reject(
     Path(path): Path<StepPath>,
     posted: Posted<NoFields>,
 ) -> WebResult<Response> {
-    let api_path = api_step_path(&path)?;
-    let _decided =
-        call_api(api::reject(State(state), posted.user.principal, Path(api_path)).await)?;
-    Ok(Redirect::to(&path.build().url()).into_response())
+    decide(state, path, posted, false).await
 }
 
-fn api_step_path(path: &StepPath) -> WebResult<api::StepPath> {
-    from_json(json!({
+async fn decide(
+    state: AppState,
+    path: StepPath,
+    posted: Posted<NoFields>,
+    approve: bool,
+) -> WebResult<Response> {
+    let api_path: api::StepPath = from_json(json!({
         "owner": path.owner, "name": path.name, "number": path.number, "step": path.step,
-    }))
+    }))?;
+    let (state, principal) = (State(state), posted.user.principal);
+    let _decided = if approve {
+        call_api(api::approve(state, principal, Path(api_path)).await)?
+    } else {
+        call_api(api::reject(state, principal, Path(api_path)).await)?
+    };
+    Ok(Redirect::to(&path.build_url()).into_response())
 }

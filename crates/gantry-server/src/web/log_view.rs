@@ -23,13 +23,22 @@ pub const FIRST_LINES: u32 = 1_000;
 /// `/{owner}/{name}/builds/{number}/steps/{step}` in a page route.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StepPath {
-    owner: String,
-    name: String,
-    number: String,
-    step: String,
+    /// Owner.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// Build number, as written in the URL.
+    pub number: String,
+    /// Step name.
+    pub step: String,
 }
 
 impl StepPath {
+    /// The build page's URL.
+    pub fn build_url(&self) -> String {
+        format!("/{}/{}/builds/{}", self.owner, self.name, self.number)
+    }
+
     /// The same path as the log routes of the API take it (a bad number is a 404).
     pub fn api(&self) -> WebResult<ApiStepPath> {
         let number = self
