@@ -113,6 +113,35 @@ async fn a_cancelled_run_ends_while_nobody_reads_its_step_reports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_times_out_is_destroyed_while_nobody_reads_its_log() {
+    within(async {
+        let backend = Arc::new(FakeBackend::new());
+        backend.script("talk", talking_forever());
+        let rt = runtime(Arc::clone(&backend) as _);
+        let (tx, rx) = mpsc::channel(2);
+        let cancel = CancellationToken::new();
+        let p = plan(vec![step("talk", &[], json!({"timeout_secs": 1}))]);
+        let id = workflow_id("stalled-timeout");
+        let run = rt.run(&id, &p, tx, cancel.clone());
+        // Without a cancel the stalled consumer holds the run, but not the timed-out step.
+        let canceller = async {
+            until_called(&backend, &Call::Destroy("talk".into())).await;
+            cancel.cancel();
+        };
+        let (outcome, ()) = tokio::join!(run, canceller);
+        assert_eq!(outcome.steps[0].status, StepStatus::Failure, "{outcome:?}");
+        assert!(
+            outcome.steps[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("timed out"))
+        );
+        drop(rx);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_reads_again_gets_the_final_reports_of_a_cancelled_run() {
     within(async {
         let backend = Arc::new(FakeBackend::new());
