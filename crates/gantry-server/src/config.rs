@@ -1,5 +1,6 @@
 //! How a server is set up: where it listens, where it keeps its data, what runs builds.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -15,6 +16,9 @@ pub enum BackendChoice {
 
 /// Environment variable holding the admin token to adopt instead of generating one.
 pub const ADMIN_TOKEN_ENV: &str = "GANTRY_ADMIN_TOKEN";
+
+/// Workflows the in-process runner runs at once unless configured otherwise.
+pub const DEFAULT_RUNNER_CAPACITY: usize = 4;
 
 /// Everything `launch` needs to know.
 #[derive(Clone)]
@@ -39,6 +43,11 @@ pub struct ServerConfig {
     pub no_local_runner: bool,
     /// Largest JSON body the API accepts, in bytes.
     pub api_body_limit: usize,
+    /// Workflows the in-process runner runs at once (at least 1).
+    pub runner_capacity: usize,
+    /// Labels added to every Docker object the runner makes (tests set `gantry.test=<id>`
+    /// so they can reap what a server they started left).
+    pub docker_labels: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -59,6 +68,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("public_url", &self.public_url)
             .field("log_cap", &self.log_cap)
             .field("no_local_runner", &self.no_local_runner)
+            .field("api_body_limit", &self.api_body_limit)
+            .field("runner_capacity", &self.runner_capacity)
+            .field("docker_labels", &self.docker_labels)
             .finish()
     }
 }
@@ -78,7 +90,25 @@ impl ServerConfig {
             log_cap: gantry_store::LogCap::default(),
             no_local_runner: false,
             api_body_limit: 1024 * 1024,
+            runner_capacity: DEFAULT_RUNNER_CAPACITY,
+            docker_labels: BTreeMap::new(),
         }
+    }
+
+    /// Checks the settings `launch` cannot work with, so a bad one stops the start with a
+    /// message naming it instead of failing every build later.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.runner_capacity == 0 {
+            anyhow::bail!(
+                "the runner capacity must be at least 1 workflow (--runner-capacity / \
+                 GANTRY_RUNNER_CAPACITY); use --no-local-runner to run no builds here"
+            );
+        }
+        for (key, value) in &self.docker_labels {
+            check_docker_label(key, value)
+                .map_err(|e| anyhow::anyhow!("Docker label `{key}={value}`: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The database URL in force: the configured one, or SQLite in the data directory.
@@ -86,5 +116,81 @@ impl ServerConfig {
         self.database_url
             .clone()
             .unwrap_or_else(|| gantry_store::default_database_url(&self.data_dir))
+    }
+}
+
+/// Parses Docker labels written `key=value`, several separated by commas (the form of
+/// `--docker-label` and `GANTRY_DOCKER_LABELS`); empty entries are skipped.
+pub fn parse_docker_labels(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}` is not `key=value`"))?;
+            let (key, value) = (key.trim(), value.trim());
+            check_docker_label(key, value).map_err(|e| format!("`{pair}`: {e}"))?;
+            Ok((key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn check_docker_label(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the key is empty; write `key=value`".into());
+    }
+    // Gantry's own labels say which workflow and which server an object belongs to;
+    // overriding them would make cleanup remove the wrong objects or none.
+    if key.starts_with("gantry.") && key != "gantry.test" {
+        return Err(format!(
+            "`{key}` is reserved for Gantry's own labels; pick a key outside `gantry.`"
+        ));
+    }
+    if key.chars().chain(value.chars()).any(char::is_control) {
+        return Err("keys and values cannot hold control characters".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_labels_parse_and_bad_pairs_are_named() {
+        let labels = parse_docker_labels("gantry.test=abc, team=ci,").unwrap();
+        assert_eq!(
+            labels,
+            [
+                ("gantry.test".to_string(), "abc".to_string()),
+                ("team".to_string(), "ci".to_string())
+            ]
+        );
+        assert!(
+            parse_docker_labels("novalue")
+                .unwrap_err()
+                .contains("novalue")
+        );
+        assert!(
+            parse_docker_labels("=x")
+                .unwrap_err()
+                .contains("key is empty")
+        );
+        let reserved = parse_docker_labels("gantry.owner=me").unwrap_err();
+        assert!(reserved.contains("reserved"), "{reserved}");
+    }
+
+    #[test]
+    fn a_runner_without_capacity_is_refused_at_start() {
+        let mut config = ServerConfig::new("/tmp/unused");
+        assert!(config.check().is_ok());
+        config.runner_capacity = 0;
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("--runner-capacity"), "{error}");
+        config.runner_capacity = 1;
+        config
+            .docker_labels
+            .insert("gantry.workflow".into(), "x".into());
+        assert!(config.check().unwrap_err().to_string().contains("reserved"));
     }
 }

@@ -44,6 +44,43 @@ pub struct ServerArgs {
     /// Run no builds here (they wait in the queue for external runners).
     #[arg(long, env = "GANTRY_NO_LOCAL_RUNNER")]
     no_local_runner: bool,
+    /// Workflows the in-process runner runs at once.
+    #[arg(long, env = "GANTRY_RUNNER_CAPACITY", value_name = "N",
+          default_value_t = gantry_server::config::DEFAULT_RUNNER_CAPACITY,
+          value_parser = parse_capacity)]
+    runner_capacity: usize,
+    /// A label for every Docker object the runner makes, `key=value` (repeatable; the
+    /// environment variable takes `k=v,k2=v2`).
+    #[arg(long = "docker-label", env = "GANTRY_DOCKER_LABELS", value_name = "KEY=VALUE",
+          value_parser = parse_labels)]
+    docker_labels: Vec<DockerLabels>,
+}
+
+/// The labels of one `--docker-label` value.
+#[derive(Clone, Debug)]
+struct DockerLabels(Vec<(String, String)>);
+
+/// A capacity of at least one workflow.
+fn parse_capacity(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(
+            "it must be at least 1 (check GANTRY_RUNNER_CAPACITY if it is set); \
+             use --no-local-runner to run no builds here"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{text}` is not a number of workflows; give 1 or more \
+             (check GANTRY_RUNNER_CAPACITY if it is set)"
+        )),
+    }
+}
+
+/// One `--docker-label` value: `key=value`, or several separated by commas.
+fn parse_labels(text: &str) -> Result<DockerLabels, String> {
+    gantry_server::config::parse_docker_labels(text)
+        .map(DockerLabels)
+        .map_err(|e| format!("{e} (check GANTRY_DOCKER_LABELS if it is set)"))
 }
 
 /// Starts the server and serves until a stop signal.
@@ -80,6 +117,8 @@ fn config_of(args: ServerArgs, listen: SocketAddr) -> ServerConfig {
         .public_url
         .unwrap_or_else(|| format!("http://{listen}"));
     config.no_local_runner = args.no_local_runner;
+    config.runner_capacity = args.runner_capacity;
+    config.docker_labels = args.docker_labels.into_iter().flat_map(|l| l.0).collect();
     config
 }
 

@@ -10,10 +10,6 @@ use gantry_runner::{Backend, LocalBackend, WorkflowId};
 
 use crate::config::{BackendChoice, ServerConfig};
 
-/// Extra labels for every Docker object, `key=value` pairs separated by commas (tests set
-/// `gantry.test=<id>` so they can reap what a server they started left).
-pub const DOCKER_LABELS_ENV: &str = "GANTRY_DOCKER_LABELS";
-
 /// The in-process runner's id: stable across restarts of this server on this host, so
 /// recovery knows which claimed work died with the previous process.
 pub fn runner_id() -> String {
@@ -63,7 +59,7 @@ pub async fn open(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
     match config.backend {
         BackendChoice::Docker => {
             let docker = DockerConfig {
-                extra_labels: labels_from_env()?,
+                extra_labels: config.docker_labels.clone(),
                 owner: runner_id(),
                 ..DockerConfig::default()
             };
@@ -85,38 +81,9 @@ pub async fn open(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
     }
 }
 
-/// The extra Docker labels of `GANTRY_DOCKER_LABELS` (checked at start: a typo fails).
-pub fn labels_from_env() -> anyhow::Result<BTreeMap<String, String>> {
-    let Ok(text) = std::env::var(DOCKER_LABELS_ENV) else {
-        return Ok(BTreeMap::new());
-    };
-    parse_labels(&text).map_err(|e| anyhow::anyhow!("{DOCKER_LABELS_ENV}: {e}"))
-}
-
-/// Parses `key=value,key2=value2`.
-pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
-    text.split(',')
-        .filter(|pair| !pair.trim().is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => {
-                Ok((key.trim().to_string(), value.trim().to_string()))
-            }
-            _ => Err(format!("`{pair}` is not `key=value`")),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_parse_and_bad_pairs_are_named() {
-        let labels = parse_labels("gantry.test=abc, team=ci").unwrap();
-        assert_eq!(labels["gantry.test"], "abc");
-        assert_eq!(labels["team"], "ci");
-        assert!(parse_labels("novalue").unwrap_err().contains("novalue"));
-    }
 
     #[test]
     fn workflow_ids_name_build_and_workflow() {

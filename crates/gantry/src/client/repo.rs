@@ -1,4 +1,4 @@
-//! `gantry repo add|list`.
+//! `gantry repo add|list|rotate-secret`.
 
 use std::process::ExitCode;
 
@@ -6,7 +6,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{Client, field, table};
+use super::{Client, field, repo_path, table};
 
 /// Repository commands.
 #[derive(Subcommand)]
@@ -36,6 +36,12 @@ pub enum RepoCommand {
     },
     /// List the repositories you may read.
     List,
+    /// Replace the webhook secret with a new one (writers); prints it once with the hook
+    /// URL. Hooks signed with the old secret are refused from now on.
+    RotateSecret {
+        /// OWNER/NAME.
+        repo: String,
+    },
 }
 
 pub async fn run(client: &Client, command: RepoCommand) -> anyhow::Result<ExitCode> {
@@ -64,11 +70,13 @@ pub async fn run(client: &Client, command: RepoCommand) -> anyhow::Result<ExitCo
             }
             let created = client.call(Method::POST, "/api/repos", Some(body)).await?;
             println!("added {repo}");
-            println!("hook URL:       {}", field(&created, "hook_url"));
-            println!("webhook secret: {}", field(&created, "webhook_secret"));
-            println!(
-                "(the secret is shown only now: paste both into the forge's webhook settings)"
-            );
+            print_hook(&created);
+        }
+        RepoCommand::RotateSecret { repo } => {
+            let path = format!("{}/webhook-secret", repo_path(&repo)?);
+            let rotated = client.call(Method::POST, &path, None).await?;
+            println!("new webhook secret for {repo}; hooks signed with the old one now get 401");
+            print_hook(&rotated);
         }
         RepoCommand::List => {
             let repos = client.call(Method::GET, "/api/repos", None).await?;
@@ -106,4 +114,11 @@ pub async fn run(client: &Client, command: RepoCommand) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The hook URL and secret of a create or rotate answer, with what to do with them.
+fn print_hook(answer: &serde_json::Value) {
+    println!("hook URL:       {}", field(answer, "hook_url"));
+    println!("webhook secret: {}", field(answer, "webhook_secret"));
+    println!("(the secret is shown only now: paste both into the forge's webhook settings)");
 }
