@@ -146,7 +146,7 @@ impl FromRequestParts<AppState> for Principal {
 }
 
 /// The token of `Authorization: Bearer <token>`.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+pub(crate) fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)

@@ -20,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod recovery;
 pub mod run;
+pub mod runners;
 pub mod state;
 pub mod web;
 
@@ -79,7 +80,6 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
 ) -> anyhow::Result<Server> {
-    config.check()?;
     let addr = listener
         .local_addr()
         .context("reading the listener's address")?;
@@ -116,6 +116,7 @@ pub async fn launch(
     };
     metrics::follow(state.clone());
     recovery::recover(&state).await?;
+    runners::spawn_lease_keeper(state.clone());
     if !state.config.no_local_runner {
         run::spawn(state.clone());
     }

@@ -5,6 +5,7 @@ mod context;
 mod exec;
 mod lint;
 mod output;
+mod runner;
 mod secrets;
 mod server;
 
@@ -35,6 +36,8 @@ enum Command {
     Schema,
     /// Run the Gantry server: webhooks, API, live logs and an in-process runner.
     Server(server::ServerArgs),
+    /// Run the server's builds on this host (`--server`, `--token` with a runner token).
+    Runner(runner::RunnerArgs),
     /// Talk to a server: repositories, secrets, builds, logs (`--server`, `--token`).
     #[command(flatten)]
     Client(client::ClientCommand),
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => lint::compile(args),
         Command::Schema => lint::schema(),
         Command::Server(args) => server::run(args),
+        Command::Runner(args) => runner::run(cli.connection, args),
         Command::Client(command) => client::run(cli.connection, command),
     };
     match result {

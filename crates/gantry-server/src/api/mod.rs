@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{forge}", post(crate::hooks::receive))
         .merge(api)
         .merge(crate::live::routes())
+        .merge(crate::runners::routes())
         .merge(crate::web::routes())
         .fallback(health::no_route)
         .with_state(state)

@@ -60,7 +60,7 @@ impl RunWriter {
         }
     }
 
-    async fn step_changed(&mut self, report: &StepReport) {
+    pub(crate) async fn step_changed(&mut self, report: &StepReport) {
         let (Some(&step_id), Some(status)) =
             (self.step_ids.get(&report.step), step_status(report.status))
         else {
@@ -123,7 +123,7 @@ impl RunWriter {
         });
     }
 
-    async fn logs(&mut self, batch: &LogBatch) {
+    pub(crate) async fn logs(&mut self, batch: &LogBatch) {
         let Some(&step_id) = self.step_ids.get(batch.step()) else {
             return;
         };

@@ -35,6 +35,18 @@ pub struct Connection {
     token: Option<String>,
 }
 
+impl Connection {
+    /// The server URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The token, when one was given.
+    pub fn token(&self) -> Option<String> {
+        self.token.clone().filter(|t| !t.is_empty())
+    }
+}
+
 /// The client subcommands.
 #[derive(Subcommand)]
 pub enum ClientCommand {

@@ -1,0 +1,260 @@
+//! One assignment held by a connected runner: how it starts (or resumes after a
+//! reconnect), and how the runner's numbered messages about it are checked and stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_pipeline::plan::{Plan, StepKind};
+use gantry_proto::{Assign, AssignmentId, Logs, Outcome, Secrets, StepState, StepUpdate, Stream};
+use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
+use gantry_store::{QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
+use tokio::time::Instant;
+
+use super::hello::RunnerInfo;
+use crate::run::writer::RunWriter;
+use crate::run::{RunTarget, backend, finish, plan};
+use crate::state::AppState;
+
+/// An assignment the server handed to (or resumed for) this connection's runner.
+pub struct Held {
+    /// The queue item.
+    pub item: QueueItem,
+    /// Whose statuses it writes.
+    pub target: RunTarget,
+    /// Writes step statuses and log lines, exactly as for the in-process runner.
+    writer: RunWriter,
+    /// The highest message number stored.
+    pub applied: u64,
+    /// When the repository's timeout stops it.
+    pub deadline: Instant,
+    /// Why the server stopped it (timeout, lost lease), when it did.
+    pub stop_reason: Option<String>,
+    /// The plan's approval steps, for the approver.
+    pub approval_steps: Vec<gantry_pipeline::plan::Step>,
+    /// Tasks waiting for approval decisions (aborted when the assignment ends).
+    pub waiters: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for waiter in &self.waiters {
+            waiter.abort();
+        }
+    }
+}
+
+/// What loading an item found.
+struct Loaded {
+    repo: Repo,
+    workflow: Workflow,
+    target: RunTarget,
+    build_ended: bool,
+}
+
+async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loaded, String> {
+    let store_error = |e: gantry_store::StoreError| format!("reading the build failed: {e}");
+    let repo = (state.store.repo_by_id(item.repo_id).await)
+        .map_err(store_error)?
+        .ok_or("its repository was deleted")?;
+    let build = (state.store.build_by_id(item.build_id).await)
+        .map_err(store_error)?
+        .ok_or("the build was deleted")?;
+    let detail = build
+        .workflows
+        .iter()
+        .find(|w| w.workflow.id == item.workflow_id)
+        .ok_or("the workflow is not part of its build any more")?;
+    let target = RunTarget {
+        runner_id: runner_id.to_string(),
+        repo_id: repo.id,
+        repo: repo.full_name(),
+        build_id: build.build.id,
+        build_number: build.build.number,
+        workflow_id: item.workflow_id,
+        steps: detail.steps.clone(),
+        approval_steps: (detail.steps.iter())
+            .filter(|s| s.kind == "approval")
+            .map(|s| s.name.clone())
+            .collect(),
+    };
+    Ok(Loaded {
+        build_ended: build.build.status.is_terminal() || detail.workflow.status.is_terminal(),
+        workflow: detail.workflow.clone(),
+        repo,
+        target,
+    })
+}
+
+fn held(state: &AppState, item: QueueItem, loaded: &Loaded, plan: &Plan) -> Held {
+    let minutes = loaded.repo.timeout_minutes.max(1);
+    let limit = Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
+    Held {
+        item,
+        writer: RunWriter::new(state.clone(), loaded.target.clone()),
+        target: loaded.target.clone(),
+        applied: 0,
+        deadline: Instant::now() + limit,
+        stop_reason: None,
+        approval_steps: (plan.steps.iter())
+            .filter(|s| s.kind == StepKind::Approval)
+            .cloned()
+            .collect(),
+        waiters: Vec::new(),
+    }
+}
+
+/// Starts a claimed item: the assignment to send, or None when its build already ended.
+/// An error is why the workflow cannot run (the caller ends it with that message).
+pub async fn start(
+    state: &AppState,
+    runner: &RunnerInfo,
+    runner_id: &str,
+    item: QueueItem,
+) -> Result<Option<(Held, Assign)>, String> {
+    let loaded = load(state, &item, runner_id).await?;
+    if loaded.build_ended {
+        return Ok(None);
+    }
+    // The clone step is adapted to the runner's backend, not the server's.
+    let mut config = (*state.config).clone();
+    config.backend = runner.backend;
+    let view = AppState {
+        config: Arc::new(config),
+        ..state.clone()
+    };
+    let prepared = plan::prepare(&view, &loaded.repo, &loaded.workflow).await?;
+    mark_running(state, &loaded.target).await;
+    let assign = Assign {
+        assignment: item.id,
+        workflow: gantry_proto::WorkflowInfo {
+            repo: loaded.target.repo.clone(),
+            build_number: loaded.target.build_number,
+            name: loaded.workflow.name.clone(),
+            key: backend::workflow_id(loaded.target.build_id, item.workflow_id).0,
+        },
+        secrets: Secrets(prepared.secrets),
+        lease_ms: super::LEASE_MS.unsigned_abs(),
+        plan: prepared.plan,
+    };
+    Ok(Some((held(state, item, &loaded, &assign.plan), assign)))
+}
+
+/// Re-attaches an assignment the runner still holds after it reconnected.
+pub async fn resume(state: &AppState, runner_id: &str, item: QueueItem) -> Result<Held, String> {
+    let loaded = load(state, &item, runner_id).await?;
+    let plan: Plan = serde_json::from_str(&loaded.workflow.plan)
+        .map_err(|e| format!("the stored plan cannot be read: {e}"))?;
+    Ok(held(state, item, &loaded, &plan))
+}
+
+/// The workflow and its build are running (the build's status moves only forward).
+async fn mark_running(state: &AppState, target: &RunTarget) {
+    let change = StatusChange {
+        status: RunStatus::Running,
+        at: now_ms(),
+        error: None,
+    };
+    if let Err(error) = (state.store)
+        .update_workflow_status(target.workflow_id, &change)
+        .await
+    {
+        tracing::error!(workflow.id = target.workflow_id, error = %error, "storing a workflow status failed");
+    }
+    match state
+        .store
+        .update_build_status(target.build_id, &change)
+        .await
+    {
+        Ok(true) => target.announce_build(state, RunStatus::Running, None),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::error!(build.id = target.build_id, error = %error, "storing a build status failed")
+        }
+    }
+}
+
+impl Held {
+    /// The assignment's id.
+    pub fn id(&self) -> AssignmentId {
+        self.item.id
+    }
+
+    fn has_step(&self, name: &str) -> bool {
+        self.target.steps.iter().any(|s| s.name == name)
+    }
+
+    /// Stores a step's new state; refused for a step outside the workflow.
+    pub async fn step_update(&mut self, update: &StepUpdate) -> Result<(), String> {
+        if !self.has_step(&update.step) {
+            return Err(format!(
+                "step `{}` is not part of assignment {}; nothing was written",
+                update.step,
+                self.id()
+            ));
+        }
+        let report = StepReport {
+            status: step_status(update.state),
+            exit_code: update.exit_code,
+            error: update.error.clone(),
+            ..StepReport::pending(&update.step)
+        };
+        self.writer.step_changed(&report).await;
+        Ok(())
+    }
+
+    /// Stores log lines (a line already stored is kept once); refused for a step outside
+    /// the workflow or lines not numbered consecutively.
+    pub async fn logs(&mut self, logs: &Logs) -> Result<(), String> {
+        if !self.has_step(&logs.step) {
+            return Err(format!(
+                "step `{}` is not part of assignment {}; no line was written",
+                logs.step,
+                self.id()
+            ));
+        }
+        logs.check_numbering()?;
+        let Some(first) = logs.lines.first() else {
+            return Ok(());
+        };
+        let mut batch = LogBatch::new(logs.step.clone(), first.number);
+        for line in &logs.lines {
+            let stream = match line.stream {
+                Stream::Stdout => OutputStream::Stdout,
+                Stream::Stderr => OutputStream::Stderr,
+            };
+            batch.push(stream, &line.text, line.elapsed_ms);
+        }
+        self.writer.logs(&batch).await;
+        Ok(())
+    }
+
+    /// Records how the assignment ended and completes its queue item.
+    pub async fn finish(&self, state: &AppState, outcome: Outcome, error: Option<String>) {
+        let (status, error) = match (outcome, &self.stop_reason) {
+            (Outcome::Success, _) => (RunStatus::Success, None),
+            (Outcome::Failure, _) => (RunStatus::Failure, None),
+            (Outcome::Cancelled, Some(reason)) => (RunStatus::Error, Some(reason.clone())),
+            (Outcome::Cancelled, None) => (RunStatus::Killed, None),
+            (Outcome::Error, _) => (
+                RunStatus::Error,
+                Some(error.unwrap_or_else(|| "the run failed on the runner".into())),
+            ),
+        };
+        finish::finish_workflow(state, &self.target, status, error).await;
+        let runner_id = &self.target.runner_id;
+        if let Err(error) = state.store.complete(self.item.id, runner_id).await {
+            tracing::error!(queue.item = self.item.id, error = %error, "completing a queue item failed");
+        }
+    }
+}
+
+fn step_status(state: StepState) -> StepStatus {
+    match state {
+        StepState::Running => StepStatus::Running,
+        StepState::Blocked => StepStatus::Blocked,
+        StepState::Success => StepStatus::Success,
+        StepState::Failure => StepStatus::Failure,
+        StepState::Skipped => StepStatus::Skipped,
+        StepState::Cancelled => StepStatus::Cancelled,
+    }
+}

@@ -1,0 +1,142 @@
+//! Remote runners: the `/api/runners/connect` websocket (docs/runner-protocol.md).
+//!
+//! A runner authenticates with a runner token; its id is `runner:<token id>`, never a
+//! name it sends (security rule 4). Each connection is a [`session`]: it claims work for
+//! the runner with the store's `claim_next`, sends `Assign`, checks and stores every
+//! update through the in-process runner's writer, extends leases on heartbeats, forwards
+//! cancels and decisions, and acknowledges what it stored.
+
+mod assignment;
+mod hello;
+mod session;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::get;
+use gantry_proto::{CONNECT_PATH, MAX_FRAME_BYTES};
+use gantry_store::{TokenRole, now_ms};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The lease of remote runners' work, in milliseconds (heartbeats extend it).
+pub const LEASE_MS: i64 = gantry_proto::DEFAULT_LEASE_MS as i64;
+/// How often expired leases are looked for: lost work is requeued within a lease of the
+/// runner's last heartbeat, plus this.
+const REQUEUE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The routes of the runner protocol.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(CONNECT_PATH, get(connect))
+}
+
+/// A verified runner token: who the connection is, whatever the runner later says.
+#[derive(Clone)]
+pub struct RunnerCredential {
+    /// The id every claim and update is bound to: `runner:<token id>`.
+    pub runner_id: String,
+    /// The token's name.
+    pub name: String,
+    /// The plaintext, to check now and then that it was not revoked.
+    token: String,
+}
+
+impl std::fmt::Debug for RunnerCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerCredential")
+            .field("runner_id", &self.runner_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunnerCredential {
+    /// True while the token verifies (it was not revoked).
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        !matches!(
+            state.store.verify_token(&self.token, now_ms()).await,
+            Ok(None)
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for RunnerCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = crate::auth::bearer_token(parts)?;
+        let stored = state
+            .store
+            .verify_token(token, now_ms())
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the runner token is unknown or revoked; create one with \
+                     `gantry runner-token create`",
+                )
+            })?;
+        if stored.role != TokenRole::Runner {
+            return Err(ApiError::forbidden(
+                "only runner tokens open the runner protocol; create one with \
+                 `gantry runner-token create`",
+            ));
+        }
+        Ok(RunnerCredential {
+            runner_id: format!("runner:{}", stored.id),
+            name: stored.name,
+            token: token.to_string(),
+        })
+    }
+}
+
+/// `GET /api/runners/connect`: a runner's websocket.
+async fn connect(
+    State(state): State<AppState>,
+    credential: RunnerCredential,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::invalid(
+            "this route speaks the runner protocol over a websocket; use `gantry runner`",
+        )
+    })?;
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session::run(state, credential, socket)))
+}
+
+/// Puts the work of runners that stopped heartbeating back in the queue (or gives it up
+/// after too many attempts), every second, until the server shuts down.
+pub fn spawn_lease_keeper(state: AppState) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(REQUEUE_INTERVAL) => {}
+                () = state.shutdown.cancelled() => return,
+            }
+            match state
+                .store
+                .requeue_expired(now_ms(), crate::run::MAX_ATTEMPTS)
+                .await
+            {
+                Ok(outcome) => {
+                    for item in &outcome.requeued {
+                        tracing::info!(queue.item = item.id, runner.id = ?item.runner_id, "a runner's lease ended; its work is back in the queue");
+                    }
+                    if !outcome.requeued.is_empty() {
+                        state.live.announce_work();
+                    }
+                    for item in &outcome.failed {
+                        crate::run::give_up(&state, item).await;
+                    }
+                }
+                Err(error) => tracing::warn!(error = %error, "requeueing expired work failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,513 @@
+//! One runner connection: hello, then claims, assignments and the runner's messages until
+//! the socket closes. The runner's work outlives the connection: its leases run on, and
+//! a reconnect within them resumes it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt as _, StreamExt as _};
+use gantry_proto::{
+    Ack, AssignmentId, Cancel, Decision, Dropped, ErrorMessage, PROTOCOL_VERSION, Refused,
+    RunnerMessage, ServerMessage, StepState, Welcome, decode_runner, encode,
+};
+use gantry_store::{RunStatus, now_ms};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::assignment::{self, Held};
+use super::hello::{self, RunnerInfo};
+use super::{LEASE_MS, RunnerCredential};
+use crate::live::{EventKind, LiveEvent};
+use crate::state::AppState;
+
+/// How long a runner has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the queue is looked at when nobody announced work.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often timeouts and a silent runner are checked.
+const TICK: Duration = Duration::from_secs(1);
+/// Messages waiting for the socket before the session waits for it.
+const OUTBOX: usize = 64;
+
+/// Serves one runner's websocket until it closes or the server shuts down.
+pub async fn run(state: AppState, credential: RunnerCredential, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut outbox) = mpsc::channel::<ServerMessage>(OUTBOX);
+    let sending = tokio::spawn(async move {
+        while let Some(message) = outbox.recv().await {
+            let refused = matches!(message, ServerMessage::Refused(_));
+            if sink
+                .send(Message::Text(encode(&message).into()))
+                .await
+                .is_err()
+                || refused
+            {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let runner_id = credential.runner_id.clone();
+    match greet(&state, &credential, &mut stream, &out).await {
+        Some(mut session) => {
+            tracing::info!(runner.id = %runner_id, runner.name = %session.runner.name, runner.labels = %hello::describe_labels(&session.runner.labels), "runner connected");
+            session.serve(&mut stream).await;
+            tracing::info!(runner.id = %runner_id, held = session.held.len(), "runner disconnected; its leases run on");
+        }
+        None => tracing::info!(runner.id = %runner_id, "runner refused"),
+    }
+    drop(out);
+    let _ = sending.await;
+}
+
+/// Reads and checks the hello, resumes what the runner still holds, and welcomes it.
+async fn greet(
+    state: &AppState,
+    credential: &RunnerCredential,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    out: &mpsc::Sender<ServerMessage>,
+) -> Option<Session> {
+    let refuse = |reason: String| async move {
+        let refused = Refused {
+            reason,
+            server_version: PROTOCOL_VERSION,
+        };
+        let _ = out.send(ServerMessage::Refused(refused)).await;
+    };
+    let first = tokio::time::timeout(HELLO_TIMEOUT, next_text(stream)).await;
+    let Ok(Some(text)) = first else {
+        refuse("no hello within 10 s; a runner says hello first".into()).await;
+        return None;
+    };
+    let hello = match decode_runner(&text) {
+        Ok(RunnerMessage::Hello(hello)) => hello,
+        Ok(_) => {
+            refuse("the first message must be a hello".into()).await;
+            return None;
+        }
+        Err(error) => {
+            refuse(error.to_string()).await;
+            return None;
+        }
+    };
+    let runner = match hello::check(&hello) {
+        Ok(runner) => runner,
+        Err(reason) => {
+            refuse(reason).await;
+            return None;
+        }
+    };
+    let mut session = Session::new(state.clone(), credential.clone(), runner, out.clone());
+    let (resumed, dropped) = session.resume(&hello.resume).await;
+    let welcome = Welcome {
+        version: PROTOCOL_VERSION,
+        runner_id: credential.runner_id.clone(),
+        lease_ms: LEASE_MS.unsigned_abs(),
+        heartbeat_ms: (LEASE_MS / 3).unsigned_abs(),
+        resumed,
+        dropped,
+    };
+    out.send(ServerMessage::Welcome(welcome)).await.ok()?;
+    Some(session)
+}
+
+/// The next text frame; None when the socket closed.
+async fn next_text(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Option<String> {
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(text)) => return Some(text.to_string()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {} // pings, pongs; binary frames are not part of the protocol
+        }
+    }
+}
+
+/// A connected runner and the assignments it holds.
+struct Session {
+    state: AppState,
+    credential: RunnerCredential,
+    runner: RunnerInfo,
+    out: mpsc::Sender<ServerMessage>,
+    held: HashMap<AssignmentId, Held>,
+    events: broadcast::Receiver<LiveEvent>,
+    last_heard: Instant,
+    /// The token was revoked: the connection closes.
+    revoked: bool,
+}
+
+impl Session {
+    fn new(
+        state: AppState,
+        credential: RunnerCredential,
+        runner: RunnerInfo,
+        out: mpsc::Sender<ServerMessage>,
+    ) -> Self {
+        Session {
+            events: state.live.subscribe_events(),
+            state,
+            credential,
+            runner,
+            out,
+            held: HashMap::new(),
+            last_heard: Instant::now(),
+            revoked: false,
+        }
+    }
+
+    fn runner_id(&self) -> &str {
+        &self.credential.runner_id
+    }
+
+    /// Takes back the assignments this runner's token still holds.
+    async fn resume(&mut self, ids: &[AssignmentId]) -> (Vec<AssignmentId>, Vec<Dropped>) {
+        let (mut resumed, mut dropped) = (Vec::new(), Vec::new());
+        for &id in ids.iter().take(self.runner.capacity.max(1) * 4) {
+            let claimed = self.state.store.claimed_item(id, self.runner_id()).await;
+            let outcome = match claimed {
+                Ok(Some(item)) => assignment::resume(&self.state, self.runner_id(), item).await,
+                Ok(None) => Err(
+                    "this runner no longer holds it (its lease ended, or the build \
+                                 was cancelled)"
+                        .to_string(),
+                ),
+                Err(error) => Err(format!("the server could not read it: {error}")),
+            };
+            match outcome {
+                Ok(held) => {
+                    let _ = (self.state.store)
+                        .extend_lease(id, self.runner_id(), now_ms() + LEASE_MS)
+                        .await;
+                    self.held.insert(id, held);
+                    resumed.push(id);
+                }
+                Err(reason) => dropped.push(Dropped {
+                    assignment: id,
+                    reason,
+                }),
+            }
+        }
+        (resumed, dropped)
+    }
+
+    async fn serve(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            let free = self.held.len() < self.runner.capacity;
+            tokio::select! {
+                text = next_text(stream) => match text {
+                    Some(text) => {
+                        self.last_heard = Instant::now();
+                        self.handle(&text).await;
+                    }
+                    None => return,
+                },
+                () = wait_for_work(&self.state), if free => self.claim().await,
+                event = self.events.recv() => self.on_event(event).await,
+                _ = tick.tick() => {
+                    if !self.check_time().await {
+                        return;
+                    }
+                }
+                () = self.state.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn send(&self, message: ServerMessage) {
+        let _ = self.out.send(message).await;
+    }
+
+    async fn error(&self, assignment: Option<AssignmentId>, message: String) {
+        tracing::warn!(runner.id = %self.runner_id(), assignment = ?assignment, error = %message, "refused a runner's message");
+        self.send(ServerMessage::Error(ErrorMessage {
+            assignment,
+            message,
+        }))
+        .await;
+    }
+
+    async fn claim(&mut self) {
+        let claimed = (self.state.store)
+            .claim_next(self.runner_id(), &self.runner.labels, now_ms(), LEASE_MS)
+            .await;
+        let item = match claimed {
+            Ok(Some(item)) => item,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(error = %error, "claiming queued work failed");
+                return;
+            }
+        };
+        let started =
+            assignment::start(&self.state, &self.runner, self.runner_id(), item.clone()).await;
+        match started {
+            Ok(Some((held, assign))) => {
+                tracing::info!(runner.id = %self.runner_id(), assignment = held.id(), build.id = held.target.build_id, "assigned a workflow");
+                self.held.insert(held.id(), held);
+                self.send(ServerMessage::Assign(Box::new(assign))).await;
+            }
+            Ok(None) => {
+                let _ = self.state.store.complete(item.id, self.runner_id()).await;
+            }
+            Err(message) => {
+                tracing::warn!(build.id = item.build_id, error = %message, "workflow could not be assigned");
+                let failed = gantry_store::QueueItem {
+                    error: Some(message),
+                    ..item.clone()
+                };
+                crate::run::give_up(&self.state, &failed).await;
+                let _ = self.state.store.complete(item.id, self.runner_id()).await;
+            }
+        }
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let message = match decode_runner(text) {
+            Ok(message) => message,
+            Err(error) => return self.error(None, error.to_string()).await,
+        };
+        match message {
+            RunnerMessage::Hello(_) => {
+                self.error(None, "hello was already said on this connection".into())
+                    .await;
+            }
+            RunnerMessage::Heartbeat => self.heartbeat().await,
+            RunnerMessage::StepUpdate(_) | RunnerMessage::Logs(_) | RunnerMessage::Done(_) => {
+                self.sequenced(message).await;
+            }
+        }
+    }
+
+    /// Checks that the runner holds the assignment, stores the message once, and
+    /// acknowledges it.
+    async fn sequenced(&mut self, message: RunnerMessage) {
+        let Some((id, seq)) = message.sequenced() else {
+            return;
+        };
+        let Some(held) = self.held.get_mut(&id) else {
+            let text = format!(
+                "assignment {id} is not held by this runner ({}); nothing was written",
+                self.credential.runner_id
+            );
+            return self.error(Some(id), text).await;
+        };
+        if seq <= held.applied {
+            // Sent again after a reconnect: stored already.
+            return self
+                .send(ServerMessage::Ack(Ack {
+                    assignment: id,
+                    seq,
+                }))
+                .await;
+        }
+        if matches!(message, RunnerMessage::StepUpdate(_)) && !self.still_holds(id).await {
+            return;
+        }
+        let Some(held) = self.held.get_mut(&id) else {
+            return;
+        };
+        let result = match &message {
+            RunnerMessage::StepUpdate(update) => {
+                let blocked = update.state == StepState::Blocked;
+                let result = held.step_update(update).await;
+                if result.is_ok() && blocked {
+                    self.wait_for_decision(id, &update.step);
+                }
+                result
+            }
+            RunnerMessage::Logs(logs) => held.logs(logs).await,
+            RunnerMessage::Done(done) => {
+                if let Some(held) = self.held.remove(&id) {
+                    held.finish(&self.state, done.outcome, done.error.clone())
+                        .await;
+                    tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
+                }
+                self.send(ServerMessage::Ack(Ack {
+                    assignment: id,
+                    seq,
+                }))
+                .await;
+                return;
+            }
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => {
+                if let Some(held) = self.held.get_mut(&id) {
+                    held.applied = seq;
+                }
+                self.send(ServerMessage::Ack(Ack {
+                    assignment: id,
+                    seq,
+                }))
+                .await;
+            }
+            Err(message) => self.error(Some(id), message).await,
+        }
+    }
+
+    /// Extends the assignment's lease, which checks the runner still holds it (its work
+    /// may have been requeued to another runner); if not, drops it and says so.
+    async fn still_holds(&mut self, id: AssignmentId) -> bool {
+        let until = now_ms() + LEASE_MS;
+        match self
+            .state
+            .store
+            .extend_lease(id, self.runner_id(), until)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => {
+                self.held.remove(&id);
+                let text = format!(
+                    "assignment {id} is no longer held by this runner ({}): its lease ended \
+                     or the build was cancelled; nothing was written",
+                    self.credential.runner_id
+                );
+                self.error(Some(id), text).await;
+                false
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "extending a lease failed");
+                true
+            }
+        }
+    }
+
+    /// Asks the store's approver for a decision on a blocked approval step and sends it.
+    fn wait_for_decision(&mut self, id: AssignmentId, step_name: &str) {
+        let Some(held) = self.held.get_mut(&id) else {
+            return;
+        };
+        let Some(step) = held
+            .approval_steps
+            .iter()
+            .find(|s| s.name == step_name)
+            .cloned()
+        else {
+            return;
+        };
+        let step_ids = held
+            .target
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.id))
+            .collect();
+        let approver = crate::run::approver::StoreApprover::new(
+            self.state.clone(),
+            held.target.build_id,
+            step_ids,
+        );
+        let key = crate::run::backend::workflow_id(held.target.build_id, held.target.workflow_id);
+        let out = self.out.clone();
+        let task = tokio::spawn(async move {
+            use gantry_runner::Approver as _;
+            let (approved, by) = match approver.decide(&key, &step).await {
+                gantry_runner::ApprovalDecision::Approved { by } => (true, by),
+                gantry_runner::ApprovalDecision::Rejected { by, .. } => (false, by),
+            };
+            let decision = Decision {
+                assignment: id,
+                step: step.name.clone(),
+                approved,
+                by,
+            };
+            let _ = out.send(ServerMessage::Decision(decision)).await;
+        });
+        held.waiters.push(task.abort_handle());
+    }
+
+    /// Extends every lease; an assignment whose lease was lost is cancelled on the runner.
+    async fn heartbeat(&mut self) {
+        if !self.credential.still_valid(&self.state).await {
+            self.revoked = true; // the next tick closes the connection
+            return;
+        }
+        let until = now_ms() + LEASE_MS;
+        let mut lost = Vec::new();
+        for &id in self.held.keys() {
+            match self
+                .state
+                .store
+                .extend_lease(id, self.runner_id(), until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => lost.push(id),
+                Err(error) => tracing::warn!(error = %error, "extending a lease failed"),
+            }
+        }
+        for id in lost {
+            self.held.remove(&id);
+            let reason = "this runner lost its lease on the workflow (it was requeued or \
+                          cancelled); its results are not kept"
+                .to_string();
+            self.send(ServerMessage::Cancel(Cancel {
+                assignment: id,
+                reason: Some(reason),
+            }))
+            .await;
+        }
+    }
+
+    /// Stops assignments past their repository's timeout; false when the runner went
+    /// silent or its token was revoked (the connection closes).
+    async fn check_time(&mut self) -> bool {
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        for held in self.held.values_mut() {
+            if held.deadline <= now && held.stop_reason.is_none() {
+                held.stop_reason = Some(
+                    "the build ran longer than the repository's timeout and was stopped; \
+                     raise the timeout in the repository settings if it needs longer"
+                        .into(),
+                );
+                overdue.push((held.id(), held.stop_reason.clone()));
+            }
+        }
+        for (assignment, reason) in overdue {
+            self.send(ServerMessage::Cancel(Cancel { assignment, reason }))
+                .await;
+        }
+        let silent =
+            now.duration_since(self.last_heard) > Duration::from_millis(LEASE_MS.unsigned_abs());
+        if silent {
+            tracing::warn!(runner.id = %self.runner_id(), "runner silent for a whole lease; closing its connection");
+            return false;
+        }
+        if self.revoked {
+            tracing::warn!(runner.id = %self.runner_id(), "runner token revoked; closing its connection");
+            return false;
+        }
+        true
+    }
+
+    /// Forwards a person's cancel of a build to the runner running it.
+    async fn on_event(&mut self, event: Result<LiveEvent, broadcast::error::RecvError>) {
+        let Ok(event) = event else {
+            return; // lagged: a missed cancel still ends the lease at the next heartbeat
+        };
+        if event.kind != EventKind::Build || event.status != RunStatus::Killed {
+            return;
+        }
+        let cancelled: Vec<AssignmentId> = (self.held.values())
+            .filter(|h| h.target.repo_id == event.repo_id && h.target.build_number == event.build)
+            .map(Held::id)
+            .collect();
+        for assignment in cancelled {
+            self.send(ServerMessage::Cancel(Cancel {
+                assignment,
+                reason: None,
+            }))
+            .await;
+        }
+    }
+}
+
+async fn wait_for_work(state: &AppState) {
+    tokio::select! {
+        () = state.live.work_announced() => {}
+        () = tokio::time::sleep(POLL_INTERVAL) => {}
+    }
+}

@@ -1,0 +1,241 @@
+//! `gantry runner`: runs the server's workflows on this host (docs/runners.md).
+//!
+//! One websocket to the server (docs/runner-protocol.md). Assignments run with the same
+//! [`Runtime`](gantry_runner::Runtime) as `gantry exec` and the in-process runner, so
+//! secrets are masked here before a line leaves the host. Every message about an
+//! assignment is numbered and kept until the server acknowledges it; after a lost
+//! connection the runner reconnects with growing pauses, resumes its assignments and
+//! sends again what was not acknowledged.
+
+mod connection;
+mod job;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use gantry_docker::{DockerBackend, DockerConfig};
+use gantry_runner::{Backend, LocalBackend};
+
+use crate::BackendKind;
+use crate::client::Connection;
+
+/// Extra labels for every Docker object, `key=value,...` (tests mark theirs).
+const DOCKER_LABELS_ENV: &str = "GANTRY_DOCKER_LABELS";
+
+/// `gantry runner` options (`--server` and `--token` are the global ones).
+#[derive(Args, Debug)]
+pub struct RunnerArgs {
+    /// Labels this runner offers, `key=value,...` (added to `os`, `arch` and `backend`);
+    /// a pipeline's `labels:` must be a subset.
+    #[arg(long, value_name = "KEY=VALUE,...", value_parser = parse_labels)]
+    labels: Option<Labels>,
+    /// Workflows run at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    capacity: u32,
+    /// Where steps run.
+    #[arg(long, value_enum, default_value = "docker")]
+    backend: BackendKind,
+    /// A name for people (default: the host name); the server knows the runner by its token.
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory for local-backend workspaces (default: a `gantry-runner` directory in
+    /// the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    workspaces: Option<PathBuf>,
+}
+
+/// Parsed `--labels`.
+#[derive(Clone, Debug)]
+struct Labels(BTreeMap<String, String>);
+
+fn parse_labels(text: &str) -> Result<Labels, String> {
+    parse_pairs(text).map(Labels)
+}
+
+/// `key=value,key2=value2` → map; a pair without `=` or key is named in the error.
+fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_string(), value.trim().to_string()))
+            }
+            _ => Err(format!("`{pair}` is not `key=value`")),
+        })
+        .collect()
+}
+
+/// What a connection needs to know about this runner.
+#[derive(Clone)]
+pub struct RunnerSetup {
+    /// `ws://host:port/api/runners/connect`.
+    url: String,
+    /// The runner token.
+    token: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    capacity: u32,
+    backend_name: &'static str,
+    backend: Arc<dyn Backend>,
+}
+
+/// Runs `gantry runner` until it is interrupted or its token is refused.
+pub fn run(connection: Connection, args: RunnerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let setup = setup(&connection, args).await?;
+        tokio::select! {
+            result = connection::serve(setup) => result,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("gantry runner: interrupted; running steps were stopped");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<RunnerSetup> {
+    let token = connection
+        .token()
+        .context("no runner token: pass --token or set GANTRY_TOKEN (an admin makes one with `gantry runner-token create`)")?;
+    let url = connect_url(connection.server())?;
+    let name = args.name.unwrap_or_else(hostname);
+    let (backend_name, backend) = open_backend(args.backend, &name, args.workspaces).await?;
+    // Objects of an earlier run of this runner (killed mid-step) go first.
+    match backend.reap_leftovers().await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("gantry runner: removed {n} objects left by an earlier run"),
+        Err(error) => eprintln!("gantry runner: removing leftovers failed: {error}"),
+    }
+    let mut labels = default_labels(backend_name);
+    labels.extend(args.labels.map(|l| l.0).unwrap_or_default());
+    Ok(RunnerSetup {
+        url,
+        token,
+        name,
+        labels,
+        capacity: args.capacity,
+        backend_name,
+        backend,
+    })
+}
+
+/// `http(s)://host[:port][/prefix]` → the websocket URL of the runner protocol.
+fn connect_url(server: &str) -> anyhow::Result<String> {
+    let server = server.trim_end_matches('/');
+    let rest = if let Some(rest) = server.strip_prefix("http://") {
+        rest
+    } else if server.starts_with("https://") {
+        anyhow::bail!(
+            "this build of gantry runner connects over plain http only; reach the server \
+             through an http address on a trusted network (TLS for runners is not built in yet)"
+        );
+    } else {
+        anyhow::bail!("--server `{server}` must start with http://");
+    };
+    Ok(format!("ws://{rest}{}", gantry_proto::CONNECT_PATH))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "runner".into())
+}
+
+/// `os`, `arch` (Docker's names) and `backend`, like the server's in-process runner.
+fn default_labels(backend: &str) -> BTreeMap<String, String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    [
+        ("os", std::env::consts::OS),
+        ("arch", arch),
+        ("backend", backend),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+async fn open_backend(
+    kind: BackendKind,
+    name: &str,
+    workspaces: Option<PathBuf>,
+) -> anyhow::Result<(&'static str, Arc<dyn Backend>)> {
+    match kind {
+        BackendKind::Docker => {
+            let extra_labels = match std::env::var(DOCKER_LABELS_ENV) {
+                Ok(text) => {
+                    parse_pairs(&text).map_err(|e| anyhow::anyhow!("{DOCKER_LABELS_ENV}: {e}"))?
+                }
+                Err(_) => BTreeMap::new(),
+            };
+            let config = DockerConfig {
+                extra_labels,
+                owner: format!("runner:{name}"),
+                ..DockerConfig::default()
+            };
+            let backend = DockerBackend::connect(config).await.context(
+                "the docker backend needs a Docker engine; start one or use `--backend local`",
+            )?;
+            backend.probe().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(("docker", Arc::new(backend)))
+        }
+        BackendKind::Local => {
+            let dir = workspaces
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("gantry-runner-{name}")));
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!(
+                    "creating the workspace directory {}; check it is writable",
+                    dir.display()
+                )
+            })?;
+            Ok(("local", Arc::new(LocalBackend::with_temp_workspaces(dir))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_become_the_connect_url() {
+        assert_eq!(
+            connect_url("http://ci.example:8000/").unwrap(),
+            "ws://ci.example:8000/api/runners/connect"
+        );
+        assert!(
+            connect_url("ftp://x")
+                .unwrap_err()
+                .to_string()
+                .contains("http://")
+        );
+        assert!(
+            connect_url("https://x")
+                .unwrap_err()
+                .to_string()
+                .contains("TLS")
+        );
+    }
+
+    #[test]
+    fn labels_parse_and_bad_pairs_are_named() {
+        let labels = parse_pairs("gpu=true, os=linux").unwrap();
+        assert_eq!(labels["gpu"], "true");
+        assert!(parse_pairs("gpu").unwrap_err().contains("`gpu`"));
+    }
+}

@@ -1,0 +1,332 @@
+//! The runner's side of the websocket: hello, assignments, numbered messages kept until
+//! acknowledged, heartbeats, and reconnecting with growing pauses.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use futures_util::{SinkExt as _, StreamExt as _};
+use gantry_proto::{
+    AssignmentId, Hello, PROTOCOL_VERSION, RunnerMessage, ServerMessage, decode_server, encode,
+};
+use gantry_runner::ApprovalDecision;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use super::RunnerSetup;
+use super::job::{self, Decisions, JobEvent};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// First pause before reconnecting; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const MAX_PAUSE: Duration = Duration::from_secs(10);
+/// How long the server has to answer a hello.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `done` not acknowledged after this long is sent again.
+const DONE_RETRY: Duration = Duration::from_secs(5);
+
+/// An assignment this runner holds, and its messages not yet acknowledged.
+struct Job {
+    next_seq: u64,
+    unacked: VecDeque<RunnerMessage>,
+    cancel: CancellationToken,
+    /// When its `done` was last sent.
+    done_sent: Option<Instant>,
+}
+
+/// Why a connection ended.
+enum Ended {
+    /// Reconnect.
+    Lost(String),
+    /// Stop: the server refuses this runner.
+    Fatal(anyhow::Error),
+}
+
+/// The runner's state across connections.
+struct Runner {
+    setup: RunnerSetup,
+    jobs: HashMap<AssignmentId, Job>,
+    decisions: Decisions,
+    events_tx: mpsc::Sender<(AssignmentId, JobEvent)>,
+    events: mpsc::Receiver<(AssignmentId, JobEvent)>,
+}
+
+/// Connects, serves, and reconnects until the server refuses the runner.
+pub async fn serve(setup: RunnerSetup) -> anyhow::Result<()> {
+    let (events_tx, events) = mpsc::channel(256);
+    let mut runner = Runner {
+        setup,
+        jobs: HashMap::new(),
+        decisions: Decisions::default(),
+        events_tx,
+        events,
+    };
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let ended = match connect(&runner.setup).await {
+            Ok(socket) => runner.session(socket).await,
+            Err(ended) => ended,
+        };
+        match ended {
+            Ended::Fatal(error) => return Err(error),
+            Ended::Lost(why) => {
+                eprintln!(
+                    "gantry runner: {why}; reconnecting in {} ms",
+                    pause.as_millis()
+                );
+            }
+        }
+        runner.buffer_for(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+async fn connect(setup: &RunnerSetup) -> Result<Socket, Ended> {
+    let mut request = (setup.url.as_str())
+        .into_client_request()
+        .map_err(|e| Ended::Fatal(anyhow!("the server URL `{}` is unusable: {e}", setup.url)))?;
+    let bearer = format!("Bearer {}", setup.token).parse().map_err(|_| {
+        Ended::Fatal(anyhow!(
+            "the runner token holds characters a header cannot carry"
+        ))
+    })?;
+    request.headers_mut().insert("authorization", bearer);
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let error = anyhow!("the server refused the runner ({status}): {}", body.trim());
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                Err(Ended::Fatal(error))
+            } else {
+                Err(Ended::Lost(error.to_string()))
+            }
+        }
+        Err(error) => Err(Ended::Lost(format!("cannot reach {}: {error}", setup.url))),
+    }
+}
+
+impl Runner {
+    /// Keeps recording the running jobs' events while disconnected, for `pause`.
+    async fn buffer_for(&mut self, pause: Duration) {
+        let until = Instant::now() + pause;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return,
+                Some((id, event)) = self.events.recv() => { self.record(id, event); }
+            }
+        }
+    }
+
+    /// Numbers a job's event and keeps it until acknowledged; returns it to send.
+    fn record(&mut self, id: AssignmentId, event: JobEvent) -> Option<RunnerMessage> {
+        let job = self.jobs.get_mut(&id)?;
+        let message = job::message(id, job.next_seq, event)?;
+        job.next_seq += 1;
+        if matches!(message, RunnerMessage::Done(_)) {
+            job.done_sent = Some(Instant::now());
+        }
+        job.unacked.push_back(message.clone());
+        Some(message)
+    }
+
+    async fn session(&mut self, mut socket: Socket) -> Ended {
+        let heartbeat = match self.greet(&mut socket).await {
+            Ok(heartbeat) => heartbeat,
+            Err(ended) => return ended,
+        };
+        eprintln!(
+            "gantry runner: connected to {} as `{}`",
+            self.setup.url, self.setup.name
+        );
+        let mut tick = tokio::time::interval(heartbeat);
+        loop {
+            let outgoing: Vec<RunnerMessage> = tokio::select! {
+                frame = socket.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match self.on_server(&text) {
+                        Ok(replies) => replies,
+                        Err(ended) => return ended,
+                    },
+                    Some(Ok(Message::Close(_))) | None => return Ended::Lost("the server closed the connection".into()),
+                    Some(Err(error)) => return Ended::Lost(format!("the connection failed: {error}")),
+                    Some(Ok(_)) => Vec::new(),
+                },
+                Some((id, event)) = self.events.recv() => self.record(id, event).into_iter().collect(),
+                _ = tick.tick() => self.heartbeat(),
+            };
+            for message in outgoing {
+                if let Err(error) = socket.send(Message::text(encode(&message))).await {
+                    return Ended::Lost(format!("sending failed: {error}"));
+                }
+            }
+        }
+    }
+
+    /// Says hello, reads the welcome, stops dropped jobs and sends again what the server
+    /// has not acknowledged; returns the heartbeat period.
+    async fn greet(&mut self, socket: &mut Socket) -> Result<Duration, Ended> {
+        let hello = RunnerMessage::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            runner_name: self.setup.name.clone(),
+            labels: self.setup.labels.clone(),
+            capacity: self.setup.capacity,
+            backends: vec![self.setup.backend_name.to_string()],
+            resume: self.jobs.keys().copied().collect(),
+        });
+        let lost = |e: tungstenite::Error| Ended::Lost(format!("the connection failed: {e}"));
+        socket
+            .send(Message::text(encode(&hello)))
+            .await
+            .map_err(lost)?;
+        let welcome = loop {
+            let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next()).await;
+            let text = match frame {
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(e))) => return Err(lost(e)),
+                Ok(None) | Err(_) => return Err(Ended::Lost("no welcome from the server".into())),
+            };
+            match decode_server(&text) {
+                Ok(ServerMessage::Welcome(welcome)) => break welcome,
+                Ok(ServerMessage::Refused(refused)) => {
+                    return Err(Ended::Fatal(anyhow!(
+                        "the server refused this runner: {}",
+                        refused.reason
+                    )));
+                }
+                Ok(_) => continue,
+                Err(error) => return Err(Ended::Fatal(anyhow!("{error}"))),
+            }
+        };
+        for dropped in &welcome.dropped {
+            eprintln!(
+                "gantry runner: assignment {} dropped: {}",
+                dropped.assignment, dropped.reason
+            );
+            if let Some(job) = self.jobs.remove(&dropped.assignment) {
+                job.cancel.cancel();
+            }
+        }
+        for id in &welcome.resumed {
+            let Some(job) = self.jobs.get(id) else {
+                continue;
+            };
+            for message in &job.unacked {
+                socket
+                    .send(Message::text(encode(message)))
+                    .await
+                    .map_err(lost)?;
+            }
+        }
+        Ok(Duration::from_millis(
+            welcome.heartbeat_ms.clamp(100, 60_000),
+        ))
+    }
+
+    fn heartbeat(&mut self) -> Vec<RunnerMessage> {
+        let mut out = vec![RunnerMessage::Heartbeat];
+        for job in self.jobs.values_mut() {
+            let due = job.done_sent.is_some_and(|at| at.elapsed() >= DONE_RETRY);
+            if due && let Some(done) = job.unacked.back().cloned() {
+                job.done_sent = Some(Instant::now());
+                out.push(done);
+            }
+        }
+        out
+    }
+
+    /// Acts on a server message; returns what to send back.
+    fn on_server(&mut self, text: &str) -> Result<Vec<RunnerMessage>, Ended> {
+        let message = decode_server(text).map_err(|e| Ended::Fatal(anyhow!("{e}")))?;
+        match message {
+            ServerMessage::Assign(assign) => {
+                let id = assign.assignment;
+                eprintln!(
+                    "gantry runner: running {} #{} `{}` (assignment {id})",
+                    assign.workflow.repo, assign.workflow.build_number, assign.workflow.name
+                );
+                let cancel = job::spawn(
+                    &self.setup,
+                    *assign,
+                    self.events_tx.clone(),
+                    self.decisions.clone(),
+                );
+                let job = Job {
+                    next_seq: 1,
+                    unacked: VecDeque::new(),
+                    cancel,
+                    done_sent: None,
+                };
+                self.jobs.insert(id, job);
+            }
+            ServerMessage::Ack(ack) => self.acknowledged(ack.assignment, ack.seq),
+            ServerMessage::Cancel(cancel) => {
+                if let Some(job) = self.jobs.get(&cancel.assignment) {
+                    let why = cancel
+                        .reason
+                        .as_deref()
+                        .unwrap_or("the build was cancelled");
+                    eprintln!(
+                        "gantry runner: stopping assignment {}: {why}",
+                        cancel.assignment
+                    );
+                    job.cancel.cancel();
+                }
+            }
+            ServerMessage::Decision(decision) => {
+                let verdict = if decision.approved {
+                    ApprovalDecision::Approved { by: decision.by }
+                } else {
+                    ApprovalDecision::Rejected {
+                        reason: format!("rejected by {}", decision.by),
+                        by: decision.by,
+                    }
+                };
+                self.decisions
+                    .decide(decision.assignment, &decision.step, verdict);
+            }
+            ServerMessage::Error(error) => {
+                eprintln!(
+                    "gantry runner: the server refused a message: {}",
+                    error.message
+                );
+                // The server no longer lets this runner act on the assignment: stop it.
+                if let Some(job) = error.assignment.and_then(|id| self.jobs.remove(&id)) {
+                    job.cancel.cancel();
+                }
+            }
+            ServerMessage::Welcome(_) | ServerMessage::Refused(_) => {}
+        }
+        Ok(Vec::new())
+    }
+
+    /// Forgets messages up to `seq`; a job whose `done` is acknowledged is over.
+    fn acknowledged(&mut self, id: AssignmentId, seq: u64) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        while job
+            .unacked
+            .front()
+            .and_then(RunnerMessage::sequenced)
+            .is_some_and(|(_, s)| s <= seq)
+        {
+            let message = job.unacked.pop_front();
+            if matches!(message, Some(RunnerMessage::Done(_))) {
+                self.jobs.remove(&id);
+                return;
+            }
+        }
+    }
+}

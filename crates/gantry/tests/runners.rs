@@ -1,0 +1,159 @@
+//! Remote runners as real processes: `gantry server --no-local-runner` and `gantry runner`
+//! children talking over the websocket protocol.
+
+mod server_common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use gantry_store::{NewToken, RunStatus, Store, TokenRole, now_ms};
+use server_common::{
+    ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
+};
+
+/// A `gantry runner` child process, killed when dropped.
+struct RunnerProcess(Child);
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_runner(
+    server: &ServerProcess,
+    token: &str,
+    name: &str,
+    capacity: u32,
+    dir: &Path,
+) -> RunnerProcess {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("runner log");
+    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["runner", "--backend", "local", "--name", name])
+        .args(["--capacity", &capacity.to_string()])
+        .arg("--workspaces")
+        .arg(dir.join(format!("{name}-workspaces")))
+        .args(["--server", &server.base, "--token", token])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("gantry runner starts");
+    RunnerProcess(child)
+}
+
+async fn runner_token(store: &Arc<dyn Store>, name: &str) -> String {
+    let new = NewToken {
+        name: name.into(),
+        subject: name.into(),
+        role: TokenRole::Runner,
+        scope: None,
+    };
+    let (_, plaintext) = store.create_token(&new, now_ms()).await.expect("token");
+    plaintext.expose().to_string()
+}
+
+fn pipeline(n: usize) -> String {
+    format!(
+        "clone:\n  disable: true\nsteps:\n  - name: count\n    image: busybox\n    commands:\n      - \"for i in 1 2 3 4 5; do echo build-{n}-line-$i; done\"\n  - name: after\n    image: busybox\n    commands: [echo after-{n}]\n    depends_on: [count]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_drain_the_queue_each_build_once_with_its_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(
+        &data,
+        "local",
+        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
+        &dir.path().join("server.log"),
+    );
+    within(120, "two runners drain the queue", async {
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "drain").await;
+        let mut builds = Vec::new();
+        for n in 0..8 {
+            builds.push(queue_build(&store, &repo, &pipeline(n)).await);
+        }
+        let token_a = runner_token(&store, "a").await;
+        let token_b = runner_token(&store, "b").await;
+        let _a = start_runner(&server, &token_a, "a", 2, dir.path());
+        let _b = start_runner(&server, &token_b, "b", 2, dir.path());
+        let mut runners_seen = std::collections::BTreeSet::new();
+        for (n, build) in builds.iter().enumerate() {
+            let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+            assert_eq!(
+                done.build.status,
+                RunStatus::Success,
+                "build {n}: {:?}",
+                done.build.error
+            );
+            let steps = &done.workflows[0].steps;
+            let runner = steps[0].runner_id.clone().expect("the runner is recorded");
+            assert!(runner.starts_with("runner:"), "{runner}");
+            runners_seen.insert(runner);
+            let lines = store.read_logs(steps[0].id, None, 0).await.unwrap();
+            let texts: Vec<&str> = (lines.iter().map(|l| l.text.as_str()))
+                .filter(|t| !t.starts_with("+ ")) // the command echo
+                .collect();
+            let expected: Vec<String> = (1..=5).map(|i| format!("build-{n}-line-{i}")).collect();
+            assert_eq!(texts, expected, "every line once, in order");
+        }
+        let items = store.list_pending().await.unwrap();
+        assert!(items.is_empty(), "nothing left in the queue");
+        assert!(!runners_seen.is_empty());
+    })
+    .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_killed_mid_step_loses_its_work_to_the_next_runner_within_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(
+        &data,
+        "local",
+        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
+        &dir.path().join("server.log"),
+    );
+    let marker = dir.path().join("first-attempt");
+    within(120, "kill -9 of a runner", async {
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "kill").await;
+        // The first attempt hangs (until the test kills its runner); the second finishes.
+        let yaml = format!(
+            "clone:\n  disable: true\nsteps:\n  - name: work\n    image: busybox\n    commands:\n      - \"if [ -e {m} ]; then echo second attempt; else touch {m}; echo first attempt; sleep 20; fi\"\n",
+            m = marker.display()
+        );
+        let build = queue_build(&store, &repo, &yaml).await;
+        let token = runner_token(&store, "k").await;
+        let first = start_runner(&server, &token, "k", 1, dir.path());
+        wait_build(&store, build.build.id, |d| d.workflows[0].steps[0].status == RunStatus::Running).await;
+        while !marker.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        drop(first); // SIGKILL: the runner says nothing more
+        let workspaces = dir.path().join("k-workspaces");
+        let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
+        assert!(left > 0, "the killed run's workspace is still there");
+
+        // The same runner comes back: it removes what the killed run left, and gets the
+        // workflow again once the lease ended.
+        let _second = start_runner(&server, &token, "k", 1, dir.path());
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
+        assert!(store.list_pending().await.unwrap().is_empty());
+        let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "no workspace is left behind");
+    })
+    .await;
+    drop(server);
+}
