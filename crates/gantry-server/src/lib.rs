@@ -80,6 +80,7 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
 ) -> anyhow::Result<Server> {
+    config.check()?;
     let addr = listener
         .local_addr()
         .context("reading the listener's address")?;

@@ -1,11 +1,10 @@
 //! The scheduler and the in-process runner: claims queued workflows under a lease, runs
 //! them with [`gantry_runner::Runtime`], and writes what happens to the store and the hub.
 //!
-//! Settings read from the environment (the server's config has no field for them yet):
-//! `GANTRY_RUNNER_CAPACITY` (workflows at once, default 4) and `GANTRY_DOCKER_LABELS`
-//! (`key=value,...` added to every Docker object). A private repository's clone step gets
-//! the repository secrets `netrc_username`, `netrc_password` (and optionally
-//! `netrc_machine`) as masked `CI_NETRC_*` variables.
+//! Its settings come from [`ServerConfig`](crate::ServerConfig): `runner_capacity`
+//! (workflows at once) and `docker_labels` (added to every Docker object). A private
+//! repository's clone step gets the repository secrets `netrc_username`, `netrc_password`
+//! (and optionally `netrc_machine`) as masked `CI_NETRC_*` variables.
 
 pub(crate) mod approver;
 pub mod backend;
@@ -31,10 +30,6 @@ pub use writer::step_status;
 
 /// How long a claim holds a workflow without being extended.
 pub const LEASE_MS: i64 = 60_000;
-/// Environment variable: how many workflows the in-process runner runs at once.
-pub const CAPACITY_ENV: &str = "GANTRY_RUNNER_CAPACITY";
-/// Workflows run at once when `GANTRY_RUNNER_CAPACITY` is unset.
-pub const DEFAULT_CAPACITY: usize = 4;
 /// How often the runner looks at the queue when nobody announced work.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often expired leases (of runners that vanished) are put back in the queue.
@@ -175,19 +170,12 @@ async fn open_backend(state: &AppState) -> Option<Arc<dyn Backend>> {
     }
 }
 
-fn capacity() -> usize {
-    std::env::var(CAPACITY_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(DEFAULT_CAPACITY)
-}
-
 /// Claims work while there is capacity, until the server shuts down.
 async fn claim_loop(state: AppState, backend: Arc<dyn Backend>) {
     let runner_id = backend::runner_id();
     let labels = backend::runner_labels(&state.config);
-    let slots = Arc::new(Semaphore::new(capacity()));
+    // At least 1: `launch` refused 0 (`ServerConfig::check`).
+    let slots = Arc::new(Semaphore::new(state.config.runner_capacity));
     tracing::info!(runner.id = %runner_id, runner.labels = ?labels, "in-process runner started");
     loop {
         let slot = tokio::select! {
