@@ -207,7 +207,10 @@ async fn claim_loop(state: AppState, backend: Arc<dyn Backend>) {
             }
             Err(error) => {
                 drop(slot);
-                tracing::error!(error = %error, "claiming queued work failed");
+                // A stop closes the database under a claim in flight: nothing went wrong.
+                if !state.shutdown.is_cancelled() {
+                    tracing::error!(error = %error, "claiming queued work failed");
+                }
                 wait_for_work(&state).await;
             }
         }
