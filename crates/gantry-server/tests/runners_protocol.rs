@@ -1,0 +1,369 @@
+//! The runner protocol spoken by hand over a real websocket: who may connect, what a
+//! runner may say about which assignment (security rules 4 and 5), and how duplicates
+//! after a reconnect are stored once.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use gantry_proto::*;
+use gantry_server::{BackendChoice, Server, ServerConfig};
+use gantry_store::{
+    BuildEvent, ForgeKind, NewBuild, NewRepo, NewStep, NewToken, NewWorkflow, RunStatus, TokenRole,
+    now_ms,
+};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const ADMIN: &str = "runners-protocol-admin-token-0123";
+const PIPELINE: &str = "clone:\n  disable: true\nsteps:\n  - name: build\n    image: busybox\n    commands: [echo hi]\n";
+
+async fn within<T>(what: &str, body: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), body)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+async fn start() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path());
+    config.backend = BackendChoice::Local;
+    config.no_local_runner = true;
+    config.admin_token = Some(ADMIN.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (gantry_server::launch(listener, config).await.unwrap(), dir)
+}
+
+async fn token(server: &Server, name: &str, role: TokenRole) -> (i64, String) {
+    let new = NewToken {
+        name: name.into(),
+        subject: name.into(),
+        role,
+        scope: None,
+    };
+    let (stored, plaintext) = server
+        .state()
+        .store
+        .create_token(&new, now_ms())
+        .await
+        .unwrap();
+    (stored.id, plaintext.expose().to_string())
+}
+
+/// Queues one build of `PIPELINE`; returns its id and its step's id.
+async fn queue_build(server: &Server) -> (i64, i64) {
+    let store = &server.state().store;
+    let repo = NewRepo::new(
+        "o",
+        "r",
+        ForgeKind::Generic,
+        "file:///x.git",
+        "hook-secret-0123456789",
+    );
+    let repo = store.create_repo(&repo).await.unwrap();
+    let ctx = gantry_pipeline::CompileContext {
+        repo: "o/r".into(),
+        sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        clone: false,
+        ..Default::default()
+    };
+    let plan = gantry_pipeline::compile(".pipeline.yml", PIPELINE, &ctx)
+        .unwrap()
+        .plans
+        .remove(0);
+    let workflow = NewWorkflow {
+        name: plan.name.clone(),
+        plan: serde_json::to_string(&plan).unwrap(),
+        labels: plan.labels.clone(),
+        steps: vec![NewStep {
+            name: "build".into(),
+            kind: "commands".into(),
+            needs: vec![],
+        }],
+    };
+    let build = NewBuild {
+        repo_id: repo.id,
+        event: BuildEvent::Manual,
+        git_ref: "refs/heads/main".into(),
+        sha: ctx.sha.clone(),
+        before: String::new(),
+        message: String::new(),
+        author: String::new(),
+        sender: "t".into(),
+        status: RunStatus::Pending,
+        error: None,
+        parent_id: None,
+        deploy_target: None,
+        diagnostics: None,
+        created_at: now_ms(),
+    };
+    let detail = store.create_build(&build, &[workflow]).await.unwrap();
+    server.state().live.announce_work();
+    (detail.build.id, detail.workflows[0].steps[0].id)
+}
+
+async fn open(server: &Server, bearer: Option<&str>) -> Result<Socket, u16> {
+    let url = format!("ws://{}{CONNECT_PATH}", server.addr());
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = bearer {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("connect: {other}"),
+    }
+}
+
+fn hello(version: u32, resume: Vec<AssignmentId>) -> RunnerMessage {
+    RunnerMessage::Hello(Hello {
+        version,
+        runner_name: "hand".into(),
+        labels: Default::default(),
+        capacity: 1,
+        backends: vec!["local".into()],
+        resume,
+    })
+}
+
+async fn send(socket: &mut Socket, message: &RunnerMessage) {
+    socket.send(Message::text(encode(message))).await.unwrap();
+}
+
+async fn next(socket: &mut Socket) -> ServerMessage {
+    loop {
+        match socket.next().await.expect("open").expect("frame") {
+            Message::Text(text) => return decode_server(&text).unwrap(),
+            _ => continue,
+        }
+    }
+}
+
+/// Connects and says hello; returns the socket and the welcome.
+async fn connect(server: &Server, token: &str, resume: Vec<AssignmentId>) -> (Socket, Welcome) {
+    let mut socket = open(server, Some(token)).await.expect("connects");
+    send(&mut socket, &hello(PROTOCOL_VERSION, resume)).await;
+    match next(&mut socket).await {
+        ServerMessage::Welcome(welcome) => (socket, welcome),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+fn update(assignment: AssignmentId, seq: u64, state: StepState) -> RunnerMessage {
+    RunnerMessage::StepUpdate(StepUpdate {
+        assignment,
+        seq,
+        step: "build".into(),
+        state,
+        exit_code: None,
+        error: None,
+    })
+}
+
+fn logs(assignment: AssignmentId, seq: u64, step: &str, texts: &[&str]) -> RunnerMessage {
+    let lines = (texts.iter().enumerate())
+        .map(|(i, t)| LogLine {
+            number: i as u64 + 1,
+            stream: Stream::Stdout,
+            text: (*t).into(),
+            elapsed_ms: 0,
+        })
+        .collect();
+    RunnerMessage::Logs(Logs {
+        assignment,
+        seq,
+        step: step.into(),
+        lines,
+    })
+}
+
+#[tokio::test]
+async fn only_runner_tokens_connect_and_other_versions_are_refused() {
+    within("auth and version", async {
+        let (server, _dir) = start().await;
+        assert_eq!(open(&server, None).await.err(), Some(401));
+        assert_eq!(
+            open(&server, Some("gantry_not_a_token_at_all_0000"))
+                .await
+                .err(),
+            Some(401)
+        );
+        assert_eq!(
+            open(&server, Some(ADMIN)).await.err(),
+            Some(403),
+            "an admin token is not a runner's"
+        );
+        let (id, runner) = token(&server, "r", TokenRole::Runner).await;
+
+        let mut socket = open(&server, Some(&runner))
+            .await
+            .expect("a runner token connects");
+        send(&mut socket, &hello(PROTOCOL_VERSION + 1, vec![])).await;
+        match next(&mut socket).await {
+            ServerMessage::Refused(refused) => {
+                assert!(
+                    refused
+                        .reason
+                        .contains(&format!("version {}", PROTOCOL_VERSION + 1)),
+                    "{}",
+                    refused.reason
+                );
+                assert_eq!(refused.server_version, PROTOCOL_VERSION);
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+
+        let (_, welcome) = connect(&server, &runner, vec![]).await;
+        assert_eq!(
+            welcome.runner_id,
+            format!("runner:{id}"),
+            "the id comes from the token"
+        );
+        server
+            .state()
+            .store
+            .revoke_token(id, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(
+            open(&server, Some(&runner)).await.err(),
+            Some(401),
+            "a revoked token is refused"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sec_04_a_runner_cannot_update_log_to_finish_or_resume_another_runners_work() {
+    within("forged runner", async {
+        let (server, _dir) = start().await;
+        let (build_id, step_id) = queue_build(&server).await;
+        let (id_a, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (_, token_b) = token(&server, "b", TokenRole::Runner).await;
+        let (mut a, _) = connect(&server, &token_a, vec![]).await;
+        let assign = match next(&mut a).await {
+            ServerMessage::Assign(assign) => assign,
+            other => panic!("expected an assignment, got {other:?}"),
+        };
+        let id = assign.assignment;
+        assert!(
+            assign.secrets.0.is_empty(),
+            "the plan uses no secret: none is sent"
+        );
+
+        // Runner B names A's assignment: every message is refused and nothing is written.
+        let (mut b, _) = connect(&server, &token_b, vec![]).await;
+        let done = RunnerMessage::Done(Done {
+            assignment: id,
+            seq: 3,
+            outcome: Outcome::Success,
+            error: None,
+        });
+        for message in [
+            update(id, 1, StepState::Success),
+            logs(id, 2, "build", &["forged"]),
+            done,
+        ] {
+            send(&mut b, &message).await;
+            match next(&mut b).await {
+                ServerMessage::Error(error) => {
+                    assert_eq!(error.assignment, Some(id));
+                    assert!(
+                        error.message.contains("not held by this runner"),
+                        "{}",
+                        error.message
+                    );
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        let store = &server.state().store;
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(detail.workflows[0].steps[0].status, RunStatus::Pending);
+        assert!(store.read_logs(step_id, None, 0).await.unwrap().is_empty());
+        drop(b);
+        let (_, welcome) = connect(&server, &token_b, vec![id]).await;
+        assert!(welcome.resumed.is_empty(), "B cannot resume A's work");
+        assert_eq!(welcome.dropped.len(), 1);
+        let held = store
+            .claimed_item(id, &format!("runner:{id_a}"))
+            .await
+            .unwrap();
+        assert!(held.is_some(), "the assignment is still A's");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sec_05_statuses_move_forward_and_resent_messages_are_stored_once() {
+    within("forward only", async {
+        let (server, _dir) = start().await;
+        let (build_id, step_id) = queue_build(&server).await;
+        let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut a, _) = connect(&server, &token_a, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut a).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        let messages = [
+            update(id, 1, StepState::Running),
+            logs(id, 2, "build", &["one", "two"]),
+            update(id, 3, StepState::Success),
+            update(id, 4, StepState::Running), // late or forged: cannot move it back
+        ];
+        for (seq, message) in messages.iter().enumerate() {
+            send(&mut a, message).await;
+            assert_eq!(
+                next(&mut a).await,
+                ServerMessage::Ack(Ack {
+                    assignment: id,
+                    seq: seq as u64 + 1
+                })
+            );
+        }
+        // A step outside the assignment's workflow is refused.
+        send(&mut a, &logs(id, 5, "deploy", &["elsewhere"])).await;
+        assert!(matches!(next(&mut a).await, ServerMessage::Error(_)));
+
+        // After a reconnect the runner resumes and sends the logs again: stored once.
+        drop(a);
+        let (mut a, welcome) = connect(&server, &token_a, vec![id]).await;
+        assert_eq!(welcome.resumed, vec![id]);
+        send(&mut a, &logs(id, 2, "build", &["one", "two"])).await;
+        assert!(matches!(next(&mut a).await, ServerMessage::Ack(_)));
+        send(
+            &mut a,
+            &RunnerMessage::Done(Done {
+                assignment: id,
+                seq: 6,
+                outcome: Outcome::Success,
+                error: None,
+            }),
+        )
+        .await;
+        assert_eq!(
+            next(&mut a).await,
+            ServerMessage::Ack(Ack {
+                assignment: id,
+                seq: 6
+            })
+        );
+
+        let store = &server.state().store;
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(detail.workflows[0].steps[0].status, RunStatus::Success);
+        assert_eq!(detail.build.status, RunStatus::Success);
+        let lines = store.read_logs(step_id, None, 0).await.unwrap();
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["one", "two"]);
+        server.shutdown().await;
+    })
+    .await;
+}
