@@ -26,13 +26,11 @@ fn runner_tokens_are_created_listed_and_revoked() {
         create_list_revoke();
         let _ = done.send(());
     });
-    if finished
-        .recv_timeout(std::time::Duration::from_secs(120))
-        .is_err()
-    {
-        // The body panicked (join shows why) or hung (the timeout says so).
-        body.join().expect("the test body");
-        panic!("timed out after 120 s");
+    match finished.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(()) => {}
+        // The body panicked: joining shows why.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => body.join().expect("the test body"),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("timed out after 120 s"),
     }
 }
 
