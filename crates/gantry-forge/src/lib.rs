@@ -29,8 +29,8 @@ mod verify;
 pub use event::{HookEvent, HookKind, ParsedHook, PullRequestInfo, is_zero_sha};
 pub use forge::{Forge, UnknownForge};
 pub use git::{
-    CommitCheckout, ConfigFile, DEFAULT_CONFIG_NAMES, DEFAULT_GIT_TIMEOUT, GitCache, GitError,
-    Netrc, is_commit_sha,
+    ChangeRange, CommitCheckout, CommitFacts, ConfigFile, DEFAULT_CONFIG_NAMES,
+    DEFAULT_GIT_TIMEOUT, GitCache, GitError, Netrc, is_commit_sha,
 };
 pub use parse::{ParseError, delivery_id, hook_repo, parse_hook};
 pub use verify::{

@@ -1,6 +1,8 @@
 //! The files a push or a pull request changed, for `when: path` conditions.
 
-use super::fetch::{deepen, ensure_commit, full_fetch, has_commit, is_shallow, unshallow};
+use super::fetch::{
+    deepen, ensure_commit, full_fetch, has_commit, is_shallow, is_shallow_boundary, unshallow,
+};
 use super::{CommitCheckout, GitError, is_commit_sha};
 use crate::event::is_zero_sha;
 
@@ -196,8 +198,7 @@ impl CommitCheckout {
     }
 
     fn is_shallow_boundary(&self, sha: &str) -> bool {
-        std::fs::read_to_string(self.git.repo.join("shallow"))
-            .is_ok_and(|list| list.lines().any(|line| line.trim() == sha))
+        is_shallow_boundary(&self.git, sha)
     }
 
     /// The diff when both commits are already present, else `None`.
@@ -240,7 +241,7 @@ fn sha_arg(sha: &str) -> Result<String, GitError> {
 }
 
 /// NUL-separated paths → sorted, unique strings.
-fn names(out: &[u8]) -> Vec<String> {
+pub(super) fn names(out: &[u8]) -> Vec<String> {
     let mut list: Vec<String> = out
         .split(|b| *b == 0)
         .filter(|name| !name.is_empty())

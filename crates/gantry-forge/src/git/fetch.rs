@@ -53,6 +53,12 @@ pub(super) fn is_shallow(git: &Git) -> bool {
     git.repo.join("shallow").is_file()
 }
 
+/// True when the history is cut at `sha` (its parents were not fetched).
+pub(super) fn is_shallow_boundary(git: &Git, sha: &str) -> bool {
+    std::fs::read_to_string(git.repo.join("shallow"))
+        .is_ok_and(|list| list.lines().any(|line| line.trim() == sha))
+}
+
 /// Makes sure `sha` is in the cache, fetching it `depth` deep (or everything); returns the
 /// commit it names.
 pub(super) async fn ensure_commit(git: &Git, sha: &str, depth: u32) -> Result<String, GitError> {

@@ -3,6 +3,7 @@
 
 mod changes;
 mod command;
+mod facts;
 mod fetch;
 mod netrc;
 mod read;
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use command::Git;
+pub use facts::{ChangeRange, CommitFacts};
 pub use netrc::Netrc;
 use url::RemoteUrl;
 
@@ -189,10 +191,21 @@ impl GitCache {
         sha: &str,
         credentials: Option<Netrc>,
     ) -> Result<CommitCheckout, GitError> {
+        let (git, lock, sha) = self.open(clone_url, sha, credentials)?;
+        fetched(git, lock, &sha).await
+    }
+
+    /// How to run git for `clone_url`, its repository's lock, and `sha` checked and in
+    /// lowercase.
+    fn open(
+        &self,
+        clone_url: &str,
+        sha: &str,
+        credentials: Option<Netrc>,
+    ) -> Result<(Git, Arc<Mutex<()>>, String), GitError> {
         if !is_commit_sha(sha) {
             return Err(GitError::InvalidSha(sha.chars().take(80).collect()));
         }
-        let sha = sha.to_ascii_lowercase();
         let remote = RemoteUrl::parse(clone_url)?;
         // A repository on this machine is read in place: fetching it would only copy it.
         let (repo, read_only) = match remote.local_repository() {
@@ -207,14 +220,7 @@ impl GitCache {
             remote,
             read_only,
         };
-        let guard = lock.lock().await;
-        if !read_only {
-            fetch::ensure_bare(&git).await?;
-        }
-        // An annotated tag's push names the tag object: the commit it points to is built.
-        let sha = fetch::ensure_commit(&git, &sha, 1).await?;
-        drop(guard);
-        Ok(CommitCheckout { git, sha, lock })
+        Ok((git, lock, sha.to_ascii_lowercase()))
     }
 
     /// The bare repository caching `remote` (named by a hash: URLs are not paths).
@@ -230,6 +236,18 @@ impl GitCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         locks.entry(repo.to_owned()).or_default().clone()
     }
+}
+
+/// Makes sure the repository holds `sha` (fetching it into the cache) and returns it.
+async fn fetched(git: Git, lock: Arc<Mutex<()>>, sha: &str) -> Result<CommitCheckout, GitError> {
+    let guard = lock.lock().await;
+    if !git.read_only {
+        fetch::ensure_bare(&git).await?;
+    }
+    // An annotated tag's push names the tag object: the commit it points to is built.
+    let sha = fetch::ensure_commit(&git, sha, 1).await?;
+    drop(guard);
+    Ok(CommitCheckout { git, sha, lock })
 }
 
 /// A config file found at a commit.

@@ -2,8 +2,9 @@
 //! file, and turn each plan into a workflow with its steps.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
-use gantry_forge::{CommitCheckout, Netrc, PullRequestInfo};
+use gantry_forge::{ChangeRange, GitError, Netrc, PullRequestInfo};
 use gantry_pipeline::{CompileContext, Plan};
 use gantry_store::{
     BuildEvent, BuildPage, DEFAULT_CONFIG_PATH, NewStep, NewWorkflow, Repo, RunStatus,
@@ -84,13 +85,29 @@ pub async fn prepare(
     trigger: &Trigger,
     number: Option<u64>,
 ) -> Prepared {
-    let credentials = credentials(state, repo).await;
-    let checkout = match state
+    let started = Instant::now();
+    let secrets: BTreeSet<String> = match state.store.list_secrets(repo.id).await {
+        Ok(list) => list.into_iter().map(|s| s.name).collect(),
+        Err(error) => {
+            let why = format!("cannot list the repository's secrets: {error}");
+            return Prepared::failed(&trigger.sha, why);
+        }
+    };
+    let credentials = credentials(state, repo, &secrets).await;
+    let names = config_names(repo);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let facts = match state
         .git
-        .fetch_commit(&repo.clone_url, &trigger.sha, credentials)
+        .read_commit(
+            &repo.clone_url,
+            &trigger.sha,
+            credentials,
+            &names,
+            change_range(trigger),
+        )
         .await
     {
-        Ok(checkout) => checkout,
+        Ok(facts) => facts,
         Err(error) => {
             return Prepared::failed(
                 &trigger.sha,
@@ -101,25 +118,40 @@ pub async fn prepare(
             );
         }
     };
-    let sha = checkout.sha().to_string();
-    let names = config_names(repo);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let config = match checkout.config(&names).await {
+    let git_done = Instant::now();
+    let sha = facts.checkout.sha().to_string();
+    let config = match facts.config {
         Ok(config) => config,
         Err(error) => {
             return Prepared::failed(&sha, format!("cannot read the pipeline file: {error}"));
         }
     };
-    let ctx = match compile_context(state, repo, trigger, &checkout, number).await {
-        Ok(ctx) => ctx,
-        Err(error) => return Prepared::failed(&sha, error),
-    };
-    compile(&config.path, &config.text, &ctx, sha)
+    let changed = changed_files(&sha, facts.changed_files);
+    let ctx = compile_context(
+        state,
+        repo,
+        trigger,
+        (sha.clone(), changed),
+        number,
+        secrets,
+    )
+    .await;
+    let prepared = compile(&config.path, &config.text, &ctx, sha);
+    tracing::debug!(
+        repo = %repo.full_name(),
+        prepare.git_ms = git_done.duration_since(started).as_secs_f64() * 1000.0,
+        prepare.compile_ms = git_done.elapsed().as_secs_f64() * 1000.0,
+        "pipeline read and compiled"
+    );
+    prepared
 }
 
 /// The repository's clone credentials (its `netrc_*` secrets), if it has them: the server
 /// reads a private repository's pipeline file with the same credentials its clone step uses.
-async fn credentials(state: &AppState, repo: &Repo) -> Option<Netrc> {
+async fn credentials(state: &AppState, repo: &Repo, secrets: &BTreeSet<String>) -> Option<Netrc> {
+    if !(secrets.contains(NETRC_USERNAME_SECRET) && secrets.contains(NETRC_PASSWORD_SECRET)) {
+        return None; // no second query (and no decryption) for the usual repository
+    }
     let names = [
         NETRC_USERNAME_SECRET.to_string(),
         NETRC_PASSWORD_SECRET.to_string(),
@@ -224,36 +256,26 @@ pub fn workflow_of(plan: &Plan) -> NewWorkflow {
     }
 }
 
-/// What the compiler knows about this build.
+/// What the compiler knows about this build; `commit` is the SHA built and the files it
+/// changed.
 async fn compile_context(
     state: &AppState,
     repo: &Repo,
     trigger: &Trigger,
-    checkout: &CommitCheckout,
+    commit: (String, Option<Vec<String>>),
     number: Option<u64>,
-) -> Result<CompileContext, String> {
+    secrets: BTreeSet<String>,
+) -> CompileContext {
     let from_fork = trigger.pull_request.as_ref().is_some_and(|pr| pr.from_fork);
-    // A fork's pull request sees no secret (rule 2): referencing one is a compile error.
-    let secrets: BTreeSet<String> = if from_fork {
-        BTreeSet::new()
-    } else {
-        state
-            .store
-            .list_secrets(repo.id)
-            .await
-            .map_err(|e| format!("cannot list the repository's secrets: {e}"))?
-            .into_iter()
-            .map(|s| s.name)
-            .collect()
-    };
-    Ok(CompileContext {
+    let (sha, changed_files) = commit;
+    CompileContext {
         repo: repo.full_name(),
         repo_url: repo.clone_url.clone(),
         event: trigger.event.as_str().to_string(),
         git_ref: trigger.git_ref.clone(),
         branch: trigger.branch.clone(),
         tag: trigger.tag.clone(),
-        sha: checkout.sha().to_string(),
+        sha,
         before: trigger.before.clone(),
         message: trigger.message.clone(),
         author: trigger.author.clone(),
@@ -264,17 +286,18 @@ async fn compile_context(
             .map(|pr| pr.number.to_string())
             .unwrap_or_default(),
         deploy_target: trigger.deploy_target.clone().unwrap_or_default(),
-        changed_files: changed_files(trigger, checkout).await,
+        changed_files,
         build_number: match number {
             Some(number) => number,
             None => next_number(state, repo).await,
         },
         trusted: repo.trusted,
-        secrets: Some(secrets),
+        // A fork's pull request sees no secret (rule 2): referencing one is a compile error.
+        secrets: Some(if from_fork { BTreeSet::new() } else { secrets }),
         clone_image: state.config.clone_image.clone(),
         default_timeout_secs: None,
         ..CompileContext::default()
-    })
+    }
 }
 
 /// The number the build will most likely get: the store numbers builds only when it
@@ -291,30 +314,29 @@ async fn next_number(state: &AppState, repo: &Repo) -> u64 {
     }
 }
 
-/// Files the change touched, for path conditions; `None` (conditions match) when unknown.
-async fn changed_files(trigger: &Trigger, checkout: &CommitCheckout) -> Option<Vec<String>> {
-    let result = match (&trigger.event, &trigger.pull_request) {
-        (BuildEvent::PullRequest, Some(pr)) => {
-            let base = if pr.base_sha.is_empty() {
+/// The change whose files feed the path conditions.
+fn change_range(trigger: &Trigger) -> ChangeRange<'_> {
+    match (&trigger.event, &trigger.pull_request) {
+        (BuildEvent::PullRequest, Some(pr)) => ChangeRange::PullRequest {
+            base: if pr.base_sha.is_empty() {
                 &pr.base_branch
             } else {
                 &pr.base_sha
-            };
-            checkout
-                .changed_files_against_base(base, checkout.sha())
-                .await
-        }
-        (BuildEvent::Push, _) => {
-            checkout
-                .changed_files(&trigger.before, checkout.sha())
-                .await
-        }
-        _ => return None,
-    };
-    match result {
+            },
+        },
+        (BuildEvent::Push, _) => ChangeRange::Push {
+            before: &trigger.before,
+        },
+        _ => ChangeRange::None,
+    }
+}
+
+/// Files the change touched, for path conditions; `None` (conditions match) when unknown.
+fn changed_files(sha: &str, found: Option<Result<Vec<String>, GitError>>) -> Option<Vec<String>> {
+    match found? {
         Ok(files) => Some(files),
         Err(error) => {
-            tracing::warn!(git.sha = checkout.sha(), error = %error, "changed files unknown; path conditions will match");
+            tracing::warn!(git.sha = sha, error = %error, "changed files unknown; path conditions will match");
             None
         }
     }

@@ -1,0 +1,133 @@
+//! Everything preparing a build reads from its commit, in as few git processes as possible.
+//!
+//! When the repository already holds the commit (a `file://` repository read in place, or
+//! a cache that fetched it before), two processes run side by side: one
+//! `git cat-file --batch` session answers the commit and every config name, one
+//! `git diff-tree` lists the changed files. Only when the commit is missing is it fetched
+//! first, and only when the quick diff cannot answer (a push base not at hand, a shallow
+//! boundary, a pull request's merge base) does the full changed-files logic run.
+
+use super::command::Git;
+use super::fetch::is_shallow_boundary;
+use super::read::{batch_read, first_config};
+use super::{CommitCheckout, ConfigFile, GitCache, GitError, Netrc, fetched, is_commit_sha};
+use crate::event::is_zero_sha;
+
+/// The change whose files feed the path conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRange<'a> {
+    /// No files are compared (tags, manual builds).
+    None,
+    /// A push from `before` (empty or all zeros when unknown) to the commit.
+    Push {
+        /// The branch's previous commit.
+        before: &'a str,
+    },
+    /// A pull request: the commit against its merge base with `base` (a SHA, or the
+    /// target branch's name).
+    PullRequest {
+        /// The target's SHA or branch name.
+        base: &'a str,
+    },
+}
+
+/// What a build needs from its commit.
+#[derive(Debug)]
+pub struct CommitFacts {
+    /// The commit, ready for more reads.
+    pub checkout: CommitCheckout,
+    /// The first config name found, or why none could be read.
+    pub config: Result<ConfigFile, GitError>,
+    /// The changed files (`None` for [`ChangeRange::None`]).
+    pub changed_files: Option<Result<Vec<String>, GitError>>,
+}
+
+impl GitCache {
+    /// Reads the first of `names` and the files `changes` touched at `sha` from
+    /// `clone_url`, fetching the commit only when the repository lacks it (see
+    /// [`GitCache::fetch_commit`] for fetching, `file://` and `credentials`).
+    pub async fn read_commit(
+        &self,
+        clone_url: &str,
+        sha: &str,
+        credentials: Option<Netrc>,
+        names: &[&str],
+        changes: ChangeRange<'_>,
+    ) -> Result<CommitFacts, GitError> {
+        let (git, lock, sha) = self.open(clone_url, sha, credentials)?;
+        let present = git.read_only || git.repo.join("HEAD").is_file();
+        if present {
+            let diff = quick_diff(&git, &sha, changes);
+            let (batch, diff) = tokio::join!(batch_read(&git, &sha, Some(&sha), names), diff);
+            if let (Some(commit), files) = batch? {
+                let config = first_config(names, files, &commit);
+                let checkout = CommitCheckout {
+                    git,
+                    sha: commit,
+                    lock,
+                };
+                let changed_files = match diff {
+                    Some(files) => Some(Ok(files)),
+                    None => changed_files(&checkout, changes).await,
+                };
+                return Ok(CommitFacts {
+                    checkout,
+                    config,
+                    changed_files,
+                });
+            }
+        }
+        let checkout = fetched(git, lock, &sha).await?;
+        let config = checkout.config(names).await;
+        let changed_files = changed_files(&checkout, changes).await;
+        Ok(CommitFacts {
+            checkout,
+            config,
+            changed_files,
+        })
+    }
+}
+
+/// The changed files by the full logic (fetching what it needs).
+async fn changed_files(
+    checkout: &CommitCheckout,
+    changes: ChangeRange<'_>,
+) -> Option<Result<Vec<String>, GitError>> {
+    let head = checkout.sha();
+    match changes {
+        ChangeRange::None => None,
+        ChangeRange::Push { before } => Some(checkout.changed_files(before, head).await),
+        ChangeRange::PullRequest { base } => {
+            Some(checkout.changed_files_against_base(base, head).await)
+        }
+    }
+}
+
+/// `git diff-tree` over what is at hand: a push against its base, or a new branch's commit
+/// against its first parent (all files for a root commit). `None` when that cannot answer.
+async fn quick_diff(git: &Git, sha: &str, changes: ChangeRange<'_>) -> Option<Vec<String>> {
+    let ChangeRange::Push { before } = changes else {
+        return None;
+    };
+    let mut args = vec![
+        "diff-tree",
+        "-r",
+        "-z",
+        "--name-only",
+        "--no-renames",
+        "--no-commit-id",
+    ];
+    let before = before.to_ascii_lowercase();
+    if is_commit_sha(&before) && !is_zero_sha(&before) {
+        args.extend([before.as_str(), sha]);
+    } else if is_shallow_boundary(git, sha) {
+        return None; // its parent must be fetched first
+    } else {
+        args.extend(["--root", "--diff-merges=first-parent", sha]);
+    }
+    let output = git.output("list changed files", &args).await.ok()?;
+    output
+        .status
+        .success()
+        .then(|| super::changes::names(&output.stdout))
+}
