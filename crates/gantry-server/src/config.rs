@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// Labels added to every Docker object the runner makes (tests set `gantry.test=<id>`
     /// so they can reap what a server they started left).
     pub docker_labels: BTreeMap<String, String>,
+    /// Image of each workflow's sandbox container on Docker; `None`: the built-in
+    /// `gantry/pause`, imported into the engine on first use.
+    pub sandbox_image: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -71,6 +74,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("api_body_limit", &self.api_body_limit)
             .field("runner_capacity", &self.runner_capacity)
             .field("docker_labels", &self.docker_labels)
+            .field("sandbox_image", &self.sandbox_image)
             .finish()
     }
 }
@@ -92,6 +96,7 @@ impl ServerConfig {
             api_body_limit: 1024 * 1024,
             runner_capacity: DEFAULT_RUNNER_CAPACITY,
             docker_labels: BTreeMap::new(),
+            sandbox_image: None,
         }
     }
 
@@ -102,6 +107,15 @@ impl ServerConfig {
             anyhow::bail!(
                 "the runner capacity must be at least 1 workflow (--runner-capacity / \
                  GANTRY_RUNNER_CAPACITY); use --no-local-runner to run no builds here"
+            );
+        }
+        if let Some(image) = &self.sandbox_image
+            && (image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            anyhow::bail!(
+                "sandbox image `{image}` is not an image reference (--sandbox-image / \
+                 GANTRY_SANDBOX_IMAGE); give one like `registry.k8s.io/pause:3.10`, or leave \
+                 it unset for the built-in one"
             );
         }
         for (key, value) in &self.docker_labels {
@@ -192,5 +206,9 @@ mod tests {
             .docker_labels
             .insert("gantry.workflow".into(), "x".into());
         assert!(config.check().unwrap_err().to_string().contains("reserved"));
+        config.docker_labels.clear();
+        config.sandbox_image = Some("pause 3.10".into());
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("--sandbox-image"), "{error}");
     }
 }

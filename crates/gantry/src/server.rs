@@ -54,6 +54,10 @@ pub struct ServerArgs {
     #[arg(long = "docker-label", env = "GANTRY_DOCKER_LABELS", value_name = "KEY=VALUE",
           value_parser = parse_labels)]
     docker_labels: Vec<DockerLabels>,
+    /// Docker: image of each workflow's sandbox container, whose network the steps and
+    /// services share (default: the built-in `gantry/pause`, imported on first use).
+    #[arg(long, env = "GANTRY_SANDBOX_IMAGE", value_name = "IMAGE")]
+    sandbox_image: Option<String>,
 }
 
 /// The labels of one `--docker-label` value.
@@ -119,6 +123,7 @@ fn config_of(args: ServerArgs, listen: SocketAddr) -> ServerConfig {
     config.no_local_runner = args.no_local_runner;
     config.runner_capacity = args.runner_capacity;
     config.docker_labels = args.docker_labels.into_iter().flat_map(|l| l.0).collect();
+    config.sandbox_image = args.sandbox_image.filter(|image| !image.trim().is_empty());
     config
 }
 

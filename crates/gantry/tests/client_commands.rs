@@ -218,7 +218,7 @@ fn bad_runner_settings_stop_the_server_at_start() {
     let data = data.to_str().unwrap();
     // Flags, environment, what the error names.
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (&["--runner-capacity", "0"], None, "at least 1"),
         (&[], Some(("GANTRY_RUNNER_CAPACITY", "many")), "`many`"),
         (
@@ -227,6 +227,11 @@ fn bad_runner_settings_stop_the_server_at_start() {
             "`oops`",
         ),
         (&["--docker-label", "gantry.owner=me"], None, "reserved"),
+        (
+            &[],
+            Some(("GANTRY_SANDBOX_IMAGE", "pause 3")),
+            "GANTRY_SANDBOX_IMAGE",
+        ),
     ];
     for (flags, env, expected) in cases {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
@@ -235,6 +240,7 @@ fn bad_runner_settings_stop_the_server_at_start() {
             .args(flags)
             .env_remove("GANTRY_RUNNER_CAPACITY")
             .env_remove("GANTRY_DOCKER_LABELS")
+            .env_remove("GANTRY_SANDBOX_IMAGE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

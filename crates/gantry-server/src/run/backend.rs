@@ -60,6 +60,7 @@ pub async fn open(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
         BackendChoice::Docker => {
             let docker = DockerConfig {
                 extra_labels: config.docker_labels.clone(),
+                sandbox_image: config.sandbox_image.clone(),
                 owner: runner_id(),
                 ..DockerConfig::default()
             };
