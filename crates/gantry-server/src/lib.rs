@@ -102,6 +102,7 @@ pub async fn launch(
         cancels: run::Cancels::default(),
         approvals: builds::ApprovalBoard::default(),
         prepare_slots: Arc::new(tokio::sync::Semaphore::new(builds::PREPARE_SLOTS)),
+        runners: runners::Registry::default(),
         metrics: Arc::default(),
         shutdown: CancellationToken::new(),
     };

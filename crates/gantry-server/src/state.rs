@@ -28,6 +28,8 @@ pub struct AppState {
     /// Hook builds fetched and compiled at once: a burst of hooks queues here instead of
     /// starting a git fetch each.
     pub prepare_slots: Arc<tokio::sync::Semaphore>,
+    /// Runners connected over the runner protocol.
+    pub runners: crate::runners::Registry,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server shuts down: background tasks stop.

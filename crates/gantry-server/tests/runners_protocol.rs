@@ -53,7 +53,7 @@ async fn token(server: &Server, name: &str, role: TokenRole) -> (i64, String) {
 }
 
 /// Queues one build of `PIPELINE`; returns its id and its step's id.
-async fn queue_build(server: &Server) -> (i64, i64) {
+async fn queue_build(server: &Server, yaml: &str) -> (i64, i64) {
     let store = &server.state().store;
     let repo = NewRepo::new(
         "o",
@@ -69,7 +69,7 @@ async fn queue_build(server: &Server) -> (i64, i64) {
         clone: false,
         ..Default::default()
     };
-    let plan = gantry_pipeline::compile(".pipeline.yml", PIPELINE, &ctx)
+    let plan = gantry_pipeline::compile(".pipeline.yml", yaml, &ctx)
         .unwrap()
         .plans
         .remove(0);
@@ -120,10 +120,16 @@ async fn open(server: &Server, bearer: Option<&str>) -> Result<Socket, u16> {
 }
 
 fn hello(version: u32, resume: Vec<AssignmentId>) -> RunnerMessage {
+    hello_with(version, resume, &[])
+}
+
+fn hello_with(version: u32, resume: Vec<AssignmentId>, labels: &[(&str, &str)]) -> RunnerMessage {
     RunnerMessage::Hello(Hello {
         version,
         runner_name: "hand".into(),
-        labels: Default::default(),
+        labels: (labels.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         capacity: 1,
         backends: vec!["local".into()],
         resume,
@@ -243,7 +249,7 @@ async fn only_runner_tokens_connect_and_other_versions_are_refused() {
 async fn sec_04_a_runner_cannot_update_log_to_finish_or_resume_another_runners_work() {
     within("forged runner", async {
         let (server, _dir) = start().await;
-        let (build_id, step_id) = queue_build(&server).await;
+        let (build_id, step_id) = queue_build(&server, PIPELINE).await;
         let (id_a, token_a) = token(&server, "a", TokenRole::Runner).await;
         let (_, token_b) = token(&server, "b", TokenRole::Runner).await;
         let (mut a, _) = connect(&server, &token_a, vec![]).await;
@@ -305,7 +311,7 @@ async fn sec_04_a_runner_cannot_update_log_to_finish_or_resume_another_runners_w
 async fn sec_05_statuses_move_forward_and_resent_messages_are_stored_once() {
     within("forward only", async {
         let (server, _dir) = start().await;
-        let (build_id, step_id) = queue_build(&server).await;
+        let (build_id, step_id) = queue_build(&server, PIPELINE).await;
         let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
         let (mut a, _) = connect(&server, &token_a, vec![]).await;
         let ServerMessage::Assign(assign) = next(&mut a).await else {
@@ -363,6 +369,50 @@ async fn sec_05_statuses_move_forward_and_resent_messages_are_stored_once() {
         let lines = store.read_logs(step_id, None, 0).await.unwrap();
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["one", "two"]);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// The `waiting_for` of the build's first workflow, as the API shows it.
+async fn waiting_for(server: &Server) -> Option<String> {
+    let url = format!("http://{}/api/repos/o/r/builds/1", server.addr());
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["workflows"][0]["waiting_for"]
+        .as_str()
+        .map(String::from)
+}
+
+#[tokio::test]
+async fn work_no_connected_runner_can_take_says_which_runner_it_waits_for() {
+    within("waiting for a runner", async {
+        let (server, _dir) = start().await;
+        let yaml = "labels:\n  os: linux\n  gpu: \"true\"\nclone:\n  disable: true\nsteps:\n  - name: build\n    image: busybox\n    commands: [nvidia-smi]\n";
+        queue_build(&server, yaml).await;
+        let reason = waiting_for(&server).await;
+        assert_eq!(reason.as_deref(), Some("waiting for a runner with gpu=true,os=linux"));
+
+        // A runner without the gpu label changes nothing; one with it takes the work.
+        let (_, token_a) = token(&server, "cpu", TokenRole::Runner).await;
+        let mut cpu = open(&server, Some(&token_a)).await.unwrap();
+        send(&mut cpu, &hello_with(PROTOCOL_VERSION, vec![], &[("os", "linux")])).await;
+        assert!(matches!(next(&mut cpu).await, ServerMessage::Welcome(_)));
+        assert!(waiting_for(&server).await.is_some());
+        let (_, token_b) = token(&server, "gpu", TokenRole::Runner).await;
+        let mut gpu = open(&server, Some(&token_b)).await.unwrap();
+        let labels = [("os", "linux"), ("gpu", "true")];
+        send(&mut gpu, &hello_with(PROTOCOL_VERSION, vec![], &labels)).await;
+        assert!(matches!(next(&mut gpu).await, ServerMessage::Welcome(_)));
+        assert!(matches!(next(&mut gpu).await, ServerMessage::Assign(_)));
+        assert_eq!(waiting_for(&server).await, None);
         server.shutdown().await;
     })
     .await;

@@ -92,7 +92,9 @@ pub async fn get(
     Path(path): Path<BuildPath>,
 ) -> ApiResult<Json<Value>> {
     let (_, detail) = readable_build(&state, &principal, &path).await?;
-    Ok(Json(detail_json(&detail)))
+    let mut json = detail_json(&detail);
+    crate::runners::annotate_waiting(&state, &detail, &mut json);
+    Ok(Json(json))
 }
 
 /// `POST .../builds`: builds a branch's head or a given commit now.

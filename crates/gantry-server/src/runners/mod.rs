@@ -8,6 +8,7 @@
 
 mod assignment;
 mod hello;
+mod registry;
 mod session;
 
 use std::time::Duration;
@@ -24,6 +25,8 @@ use gantry_store::{TokenRole, now_ms};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub use registry::{Presence, Registry, annotate_waiting, waiting_for};
 
 /// The lease of remote runners' work, in milliseconds (heartbeats extend it).
 pub const LEASE_MS: i64 = gantry_proto::DEFAULT_LEASE_MS as i64;

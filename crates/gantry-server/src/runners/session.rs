@@ -51,6 +51,7 @@ pub async fn run(state: AppState, credential: RunnerCredential, socket: WebSocke
     let runner_id = credential.runner_id.clone();
     match greet(&state, &credential, &mut stream, &out).await {
         Some(mut session) => {
+            let _presence = state.runners.join(session.runner.labels.clone());
             tracing::info!(runner.id = %runner_id, runner.name = %session.runner.name, runner.labels = %hello::describe_labels(&session.runner.labels), "runner connected");
             session.serve(&mut stream).await;
             tracing::info!(runner.id = %runner_id, held = session.held.len(), "runner disconnected; its leases run on");
