@@ -10,7 +10,7 @@ use crate::error::StoreResult;
 pub struct LogLine {
     /// Line number within the step, from 0; the key that makes appends idempotent.
     pub number: i64,
-    /// `stdout`, `stderr`, or `system` for lines Gantry adds.
+    /// `stdout`, `stderr`, or `system` for lines Gantry adds; any other is refused.
     pub stream: String,
     /// The text, already masked by the runner, without the trailing newline.
     pub text: String,
@@ -72,9 +72,11 @@ pub struct AppendOutcome {
 /// Step logs.
 #[async_trait]
 pub trait LogStore: Send + Sync {
-    /// Appends a batch of lines to a step. Idempotent on (step, number): a retried batch
-    /// stores nothing twice. Past the step's [`LogCap`] lines are dropped and one line
-    /// with [`LogCap::truncation_notice`] (stream `system`) is stored in their place.
+    /// Appends a batch of lines to a step in one transaction. Idempotent on (step,
+    /// number): a retried batch stores nothing twice. Past the step's [`LogCap`] lines are
+    /// dropped and one line with [`LogCap::truncation_notice`] (stream `system`) is stored
+    /// in their place. Runs of consecutive lines are stored together, so a runner's batch
+    /// (up to 1,024 lines or 64 KiB) costs the database one row.
     async fn append_logs(&self, step_id: i64, lines: &[LogLine]) -> StoreResult<AppendOutcome>;
     /// Lines of a step ordered by number: those numbered above `after` (all when None),
     /// at most `limit` (0 means 1,000; at most 10,000).

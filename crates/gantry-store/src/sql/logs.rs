@@ -1,30 +1,40 @@
-//! Step logs: idempotent batched appends under a per-step cap.
+//! Step logs: idempotent batched appends under a per-step cap, kept as chunks of
+//! consecutive lines (see [`chunk`]).
+
+mod chunk;
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
 use sqlx::{FromRow, Postgres, QueryBuilder, Sqlite, Transaction};
 
+use self::chunk::{Chunk, chunks_of, stream_code};
 use super::{PostgresStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
 use crate::logs::{AppendOutcome, LogCap, LogLine, LogStore, MAX_LOG_PAGE};
 
-/// Rows per INSERT: 5 binds each stays far below both databases' parameter limits.
-const INSERT_CHUNK: usize = 1_000;
+/// Chunks per read query: a page is usually one or two chunks, and 16 bound what one
+/// query loads (about 1 MiB of text) when the page is long.
+const READ_CHUNKS: i64 = 16;
 
+/// A step's log usage, with one stored chunk's range that overlaps the batch (if any).
 #[derive(FromRow)]
-struct LogUsage {
+struct UsageRow {
     log_lines: i64,
     log_bytes: i64,
     log_truncated: bool,
+    first_number: Option<i64>,
+    last_number: Option<i64>,
 }
 
-#[derive(FromRow)]
-struct LogRow {
-    number: i64,
-    stream: String,
-    text: String,
-    elapsed_ms: i64,
+/// The ranges of stored chunks that overlap a batch, ordered.
+struct StoredRanges(Vec<(i64, i64)>);
+
+impl StoredRanges {
+    fn contains(&self, number: i64) -> bool {
+        let after = self.0.partition_point(|&(_, last)| last < number);
+        self.0.get(after).is_some_and(|&(first, _)| first <= number)
+    }
 }
 
 /// Which lines of a batch to store, given what is stored and the cap.
@@ -37,8 +47,8 @@ struct AppendPlan<'a> {
 
 fn plan_append<'a>(
     lines: &'a [LogLine],
-    stored: &HashSet<i64>,
-    usage: &LogUsage,
+    stored: &StoredRanges,
+    usage: &UsageRow,
     cap: &LogCap,
 ) -> AppendPlan<'a> {
     let mut plan = AppendPlan {
@@ -50,7 +60,7 @@ fn plan_append<'a>(
     let mut seen = HashSet::new();
     let mut truncated = usage.log_truncated;
     for line in lines {
-        if stored.contains(&line.number) || !seen.insert(line.number) {
+        if stored.contains(line.number) || !seen.insert(line.number) {
             continue;
         }
         let bytes = i64::try_from(line.text.len()).unwrap_or(i64::MAX);
@@ -74,16 +84,6 @@ fn plan_append<'a>(
     plan
 }
 
-/// The text with NUL replaced by U+FFFD: Postgres text cannot hold NUL, and both
-/// databases must store the same lines.
-fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    }
-}
-
 fn check_lines(lines: &[LogLine]) -> StoreResult<()> {
     if let Some(line) = lines.iter().find(|line| line.number < 0) {
         return Err(StoreError::InvalidInput {
@@ -91,89 +91,93 @@ fn check_lines(lines: &[LogLine]) -> StoreResult<()> {
             reason: format!("{} is negative; lines are numbered from 0", line.number),
         });
     }
+    if let Some(line) = lines
+        .iter()
+        .find(|line| stream_code(&line.stream).is_none())
+    {
+        return Err(StoreError::InvalidInput {
+            field: "log line stream".to_string(),
+            reason: format!(
+                "`{}` (line {}) is not a stream; use stdout, stderr or system",
+                line.stream, line.number
+            ),
+        });
+    }
     Ok(())
 }
 
-impl SqliteStore {
-    /// Multi-row INSERTs of up to [`INSERT_CHUNK`] lines.
-    async fn insert_lines(
-        tx: &mut Transaction<'static, Sqlite>,
-        step_id: i64,
-        lines: &[&LogLine],
-    ) -> StoreResult<()> {
-        for chunk in lines.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO log_lines (step_id, number, stream, text, elapsed_ms) ",
-            );
-            insert.push_values(chunk, |mut row, line| {
-                row.push_bind(step_id)
-                    .push_bind(line.number)
-                    .push_bind(without_nul(&line.stream))
-                    .push_bind(without_nul(&line.text))
-                    .push_bind(line.elapsed_ms);
-            });
-            insert.push(" ON CONFLICT (step_id, number) DO NOTHING");
-            insert.build().execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
-}
-
-impl PostgresStore {
-    /// One INSERT from arrays (`UNNEST` of four array parameters) instead of a VALUES
-    /// list of thousands of parameters. No `ON CONFLICT`: speculative insertion costs
-    /// Postgres twice a plain insert, and the caller holds the step's row lock and has
-    /// already left out the lines that are stored.
-    async fn insert_lines(
-        tx: &mut Transaction<'static, Postgres>,
-        step_id: i64,
-        lines: &[&LogLine],
-    ) -> StoreResult<()> {
-        let clean = |text: &str| without_nul(text).into_owned();
-        sqlx::query(
-            "INSERT INTO log_lines (step_id, number, stream, text, elapsed_ms) \
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[])",
-        )
-        .bind(step_id)
-        .bind(lines.iter().map(|l| l.number).collect::<Vec<i64>>())
-        .bind(
-            lines
-                .iter()
-                .map(|l| clean(&l.stream))
-                .collect::<Vec<String>>(),
-        )
-        .bind(
-            lines
-                .iter()
-                .map(|l| clean(&l.text))
-                .collect::<Vec<String>>(),
-        )
-        .bind(lines.iter().map(|l| l.elapsed_ms).collect::<Vec<i64>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+/// The page size `read_logs` serves for a requested `limit`.
+fn page_size(limit: u32) -> usize {
+    match limit {
+        0 => 1_000,
+        n => n.min(MAX_LOG_PAGE) as usize,
     }
 }
 
 macro_rules! log_store_impl {
-    ($store:ty, $db:ty, $lock_step:literal) => {
+    ($store:ty, $db:ty, $lock_step:literal, $before_insert:literal, $after_insert:literal) => {
         impl $store {
-            async fn stored_numbers(
+            /// The step's usage (locked on Postgres) and the stored ranges that overlap
+            /// numbers `low..=high`, in one query.
+            async fn usage_and_stored(
                 tx: &mut Transaction<'static, $db>,
                 step_id: i64,
-                lines: &[LogLine],
-            ) -> StoreResult<HashSet<i64>> {
-                let low = lines.iter().map(|l| l.number).min().unwrap_or(0);
-                let high = lines.iter().map(|l| l.number).max().unwrap_or(-1);
-                let numbers: Vec<i64> = sqlx::query_scalar(
-                    "SELECT number FROM log_lines WHERE step_id = $1 AND number >= $2 AND number <= $3",
-                )
+                low: i64,
+                high: i64,
+            ) -> StoreResult<(UsageRow, StoredRanges)> {
+                let mut rows = sqlx::query_as::<_, UsageRow>(concat!(
+                    "SELECT s.log_lines, s.log_bytes, s.log_truncated, c.first_number, \
+                     c.last_number FROM steps s LEFT JOIN log_chunks c ON c.step_id = s.id \
+                     AND c.last_number >= $2 AND c.first_number <= $3 WHERE s.id = $1 \
+                     ORDER BY c.last_number",
+                    $lock_step
+                ))
                 .bind(step_id)
                 .bind(low)
                 .bind(high)
                 .fetch_all(&mut **tx)
                 .await?;
-                Ok(numbers.into_iter().collect())
+                let ranges = rows
+                    .iter()
+                    .filter_map(|row| Some((row.first_number?, row.last_number?)))
+                    .collect();
+                let usage = rows.pop().ok_or_else(|| StoreError::NotFound {
+                    what: format!("step {step_id}"),
+                })?;
+                Ok((usage, StoredRanges(ranges)))
+            }
+
+            /// Inserts the chunks and sets the step's usage in one round trip.
+            async fn store_chunks(
+                tx: &mut Transaction<'static, $db>,
+                step_id: i64,
+                chunks: &[Chunk],
+                usage: (i64, i64, bool),
+            ) -> StoreResult<()> {
+                let mut query = QueryBuilder::<$db>::new(concat!(
+                    $before_insert,
+                    "INSERT INTO log_chunks (step_id, first_number, last_number, streams, \
+                     elapsed_ms, text_ends, texts) "
+                ));
+                query.push_values(chunks, |mut row, chunk| {
+                    row.push_bind(step_id)
+                        .push_bind(chunk.first_number)
+                        .push_bind(chunk.last_number)
+                        .push_bind(chunk.streams.as_str())
+                        .push_bind(chunk.elapsed_ms.as_str())
+                        .push_bind(chunk.text_ends.as_str())
+                        .push_bind(chunk.texts.as_str());
+                });
+                query.push(concat!($after_insert, "UPDATE steps SET log_lines = "));
+                query.push_bind(usage.0);
+                query.push(", log_bytes = ");
+                query.push_bind(usage.1);
+                query.push(", log_truncated = ");
+                query.push_bind(usage.2);
+                query.push(" WHERE id = ");
+                query.push_bind(step_id);
+                query.build().execute(&mut **tx).await?;
+                Ok(())
             }
         }
 
@@ -188,31 +192,23 @@ macro_rules! log_store_impl {
                 if lines.is_empty() {
                     return Ok(AppendOutcome::default());
                 }
-                let mut tx = self.write_tx().await?;
-                let usage = sqlx::query_as::<_, LogUsage>(concat!(
-                    "SELECT log_lines, log_bytes, log_truncated FROM steps WHERE id = $1",
-                    $lock_step
-                ))
-                .bind(step_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: format!("step {step_id}"),
-                })?;
-                let stored = Self::stored_numbers(&mut tx, step_id, lines).await?;
+                let low = lines.iter().map(|l| l.number).min().unwrap_or(0);
+                let high = lines.iter().map(|l| l.number).max().unwrap_or(0);
+                let mut tx = self.log_tx().await?;
+                let (usage, stored) = Self::usage_and_stored(&mut tx, step_id, low, high).await?;
                 let plan = plan_append(lines, &stored, &usage, &self.log_cap);
+                if plan.keep.is_empty() && plan.notice.is_none() {
+                    tx.commit().await?;
+                    return Ok(AppendOutcome {
+                        dropped: plan.dropped,
+                        ..AppendOutcome::default()
+                    });
+                }
                 let mut rows = plan.keep.clone();
                 rows.extend(plan.notice.as_ref());
-                Self::insert_lines(&mut tx, step_id, &rows).await?;
-                sqlx::query(
-                    "UPDATE steps SET log_lines = $2, log_bytes = $3, log_truncated = $4 WHERE id = $1",
-                )
-                .bind(step_id)
-                .bind(plan.usage.0)
-                .bind(plan.usage.1)
-                .bind(usage.log_truncated || plan.notice.is_some())
-                .execute(&mut *tx)
-                .await?;
+                let truncated = usage.log_truncated || plan.notice.is_some();
+                let usage = (plan.usage.0, plan.usage.1, truncated);
+                Self::store_chunks(&mut tx, step_id, &chunks_of(rows), usage).await?;
                 tx.commit().await?;
                 Ok(AppendOutcome {
                     stored: plan.keep.len(),
@@ -227,35 +223,67 @@ macro_rules! log_store_impl {
                 after: Option<i64>,
                 limit: u32,
             ) -> StoreResult<Vec<LogLine>> {
-                let limit = match limit {
-                    0 => 1_000,
-                    n => n.min(MAX_LOG_PAGE),
-                };
-                let rows = sqlx::query_as::<_, LogRow>(
-                    "SELECT number, stream, text, elapsed_ms FROM log_lines \
-                     WHERE step_id = $1 AND number > $2 ORDER BY number LIMIT $3",
-                )
-                .bind(step_id)
-                .bind(after.unwrap_or(-1))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|row| LogLine {
-                        number: row.number,
-                        stream: row.stream,
-                        text: row.text,
-                        elapsed_ms: row.elapsed_ms,
-                    })
-                    .collect())
+                let limit = page_size(limit);
+                let after = after.unwrap_or(-1);
+                let mut lines = Vec::new();
+                let mut cursor = after;
+                loop {
+                    let chunks = sqlx::query_as::<_, Chunk>(
+                        "SELECT first_number, last_number, streams, elapsed_ms, text_ends, texts \
+                         FROM log_chunks WHERE step_id = $1 AND last_number > $2 \
+                         ORDER BY last_number LIMIT $3",
+                    )
+                    .bind(step_id)
+                    .bind(cursor)
+                    .bind(READ_CHUNKS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for chunk in &chunks {
+                        chunk.read_into(after, limit, &mut lines)?;
+                        cursor = chunk.last_number;
+                    }
+                    if chunks.len() < READ_CHUNKS as usize || lines.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(lines)
             }
         }
     };
 }
 
-log_store_impl!(SqliteStore, Sqlite, "");
-log_store_impl!(PostgresStore, Postgres, " FOR UPDATE");
+// The insert and the usage update go in one query: two statements on SQLite, a
+// data-modifying `WITH` on Postgres (which takes one statement per query with parameters).
+log_store_impl!(SqliteStore, Sqlite, "", "", "; ");
+log_store_impl!(
+    PostgresStore,
+    Postgres,
+    " FOR UPDATE OF s",
+    "WITH inserted AS (",
+    ") "
+);
+
+impl SqliteStore {
+    /// A log write: the same `BEGIN IMMEDIATE` as every write.
+    async fn log_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        self.write_tx().await
+    }
+}
+
+impl PostgresStore {
+    /// A log write whose commit does not wait for the WAL flush (`synchronous_commit =
+    /// off` for this transaction only). The database stays consistent; an operating
+    /// system or Postgres crash can lose the batches of the last few hundred
+    /// milliseconds, and only of steps still running: the step's status change that ends
+    /// it commits synchronously, which flushes every earlier log batch with it. This is
+    /// the durability SQLite in WAL mode with `synchronous = NORMAL` gives every write.
+    async fn log_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -276,17 +304,27 @@ mod tests {
             max_bytes: 1_000,
             max_lines: 3,
         };
-        let usage = LogUsage {
+        let usage = UsageRow {
             log_lines: 1,
             log_bytes: 1,
             log_truncated: false,
+            first_number: None,
+            last_number: None,
         };
         let lines: Vec<LogLine> = (0..6).map(|n| line(n, "x")).collect();
-        let stored = HashSet::from([0]);
+        let stored = StoredRanges(vec![(0, 0)]);
         let plan = plan_append(&lines, &stored, &usage, &cap);
         let kept: Vec<i64> = plan.keep.iter().map(|l| l.number).collect();
         assert_eq!(kept, vec![1, 2]);
         assert_eq!(plan.notice.as_ref().map(|n| n.number), Some(3));
         assert_eq!(plan.dropped, 3);
+    }
+
+    #[test]
+    fn stored_ranges_hold_exactly_their_numbers() {
+        let stored = StoredRanges(vec![(2, 4), (7, 7), (10, 20)]);
+        let held: Vec<i64> = (0..25).filter(|&n| stored.contains(n)).collect();
+        let expected: Vec<i64> = [2, 3, 4, 7].into_iter().chain(10..=20).collect();
+        assert_eq!(held, expected);
     }
 }

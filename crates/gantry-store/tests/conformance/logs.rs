@@ -19,7 +19,11 @@ fn lines(numbers: std::ops::Range<i64>, text: &str) -> Vec<LogLine> {
 }
 
 async fn step_id(store: &dyn Store) -> i64 {
-    let repo = fixtures::repo(store, "app").await;
+    step_of_repo(store, "app").await
+}
+
+async fn step_of_repo(store: &dyn Store, name: &str) -> i64 {
+    let repo = fixtures::repo(store, name).await;
     fixtures::pending_build(store, repo.id).await.workflows[0].steps[1].id
 }
 
@@ -70,6 +74,56 @@ pub async fn log_appends_are_idempotent_and_ordered(h: Arc<Harness>) {
         store.append_logs(9_999, &lines(0..1, "x")).await.is_err(),
         "unknown step"
     );
+    let mut odd_stream = lines(10..11, "x");
+    odd_stream[0].stream = "stdin".into();
+    let error = store.append_logs(step, &odd_stream).await.unwrap_err();
+    assert!(error.to_string().contains("stdin"), "{error}");
+    pages_are_exact_across_batches_and_gaps(store).await;
+}
+
+/// Runner-sized batches, a gap filled later and a retry straddling stored lines: every
+/// page from every starting point holds exactly the next lines in order.
+async fn pages_are_exact_across_batches_and_gaps(store: &dyn Store) {
+    let step = step_of_repo(store, "pages").await;
+    let batches = [0..700, 700..1724, 2000..2300, 1724..2000, 2300..2400];
+    for range in batches {
+        store.append_logs(step, &lines(range, "l")).await.unwrap();
+    }
+    let straddling = store
+        .append_logs(step, &lines(2350..2450, "r"))
+        .await
+        .unwrap();
+    assert_eq!(straddling.stored, 50);
+    // One line at a time, as a slow step sends them: many small chunks to page through.
+    for number in 2450..2500 {
+        store
+            .append_logs(step, &lines(number..number + 1, "s"))
+            .await
+            .unwrap();
+    }
+    let all = store.read_logs(step, None, 10_000).await.unwrap();
+    assert_eq!(numbers(&all), (0..2500).collect::<Vec<_>>());
+    assert_eq!(all[2380].text, "l 2380", "stored lines are never replaced");
+    assert_eq!(all[2420].text, "r 2420");
+    let starts = [
+        (699, 2),
+        (1723, 1),
+        (1999, 301),
+        (0, 0),
+        (2448, 30),
+        (2460, 100),
+        (-1, 3),
+    ];
+    for (after, limit) in starts {
+        let page = store.read_logs(step, Some(after), limit).await.unwrap();
+        let want = if limit == 0 { 1_000 } else { limit as usize };
+        let expected: Vec<i64> = (after + 1..2500).take(want).collect();
+        assert_eq!(numbers(&page), expected, "after {after}, limit {limit}");
+        assert!(
+            page.iter()
+                .all(|l| l.text.ends_with(&format!(" {}", l.number)))
+        );
+    }
 }
 
 pub async fn log_cap_drops_lines_and_stores_one_notice(h: Arc<Harness>) {
