@@ -183,9 +183,10 @@ async fn open_backend(
                 }
                 Err(_) => BTreeMap::new(),
             };
+            // The default owner (`exec:<host>:<pid>`) lets the next runner or `gantry
+            // exec` on this host remove what this process leaves if it is killed.
             let config = DockerConfig {
                 extra_labels,
-                owner: format!("runner:{name}"),
                 ..DockerConfig::default()
             };
             let backend = DockerBackend::connect(config).await.context(
