@@ -24,6 +24,8 @@ mod removal;
 mod sandbox;
 mod spec;
 mod step;
+#[cfg(test)]
+mod unit_fixtures;
 mod workflow;
 
 use std::collections::{HashMap, HashSet};

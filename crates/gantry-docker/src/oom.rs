@@ -90,33 +90,12 @@ fn is_oom(event: &bollard::models::EventMessage) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_pipeline::plan::{PullPolicy, Resources, RunOn, StepKind};
+    use gantry_pipeline::plan::StepKind;
 
     fn step(memory: Option<u64>) -> Step {
-        Step {
-            name: "hog".to_string(),
-            kind: StepKind::Commands,
-            image: "busybox".to_string(),
-            pull: PullPolicy::Never,
-            entrypoint: None,
-            commands: Vec::new(),
-            environment: Default::default(),
-            secrets: Vec::new(),
-            needs: Vec::new(),
-            run_on: RunOn::default(),
-            failure: Default::default(),
-            timeout_secs: None,
-            retries: 0,
-            detach: false,
-            privileged: false,
-            volumes: Vec::new(),
-            resources: Resources {
-                memory,
-                millicpus: None,
-            },
-            workdir: "/".to_string(),
-            approval_timeout_secs: None,
-        }
+        let mut s = crate::unit_fixtures::step("hog", StepKind::Commands, &["true"]);
+        s.resources.memory = memory;
+        s
     }
 
     #[test]

@@ -2,34 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use gantry_pipeline::plan::{PullPolicy, Resources, RunOn, Step, StepKind};
+use gantry_pipeline::plan::{RunOn, Step, StepKind};
 use gantry_runner::WorkflowId;
 
 use super::*;
-use crate::spec::{WorkspaceMount, WorkspaceSource};
+use crate::unit_fixtures;
 
 fn step(name: &str, kind: StepKind, detach: bool) -> Step {
-    Step {
-        name: name.to_string(),
-        kind,
-        image: "gantry-test/busybox:latest".to_string(),
-        pull: PullPolicy::Never,
-        entrypoint: None,
-        commands: vec!["true".to_string()],
-        environment: BTreeMap::new(),
-        secrets: Vec::new(),
-        needs: Vec::new(),
-        run_on: RunOn::default(),
-        failure: Default::default(),
-        timeout_secs: None,
-        retries: 0,
-        detach,
-        privileged: false,
-        volumes: Vec::new(),
-        resources: Resources::default(),
-        workdir: "/workspace".to_string(),
-        approval_timeout_secs: None,
-    }
+    let mut s = unit_fixtures::step(name, kind, &["true"]);
+    s.detach = detach;
+    s
 }
 
 fn plan(services: Vec<Step>, steps: Vec<Step>) -> Plan {
@@ -42,21 +24,6 @@ fn plan(services: Vec<Step>, steps: Vec<Step>) -> Plan {
         steps,
         depends_on: Vec::new(),
         run_on: RunOn::default(),
-    }
-}
-
-fn context() -> WorkflowContext {
-    WorkflowContext {
-        id: WorkflowId("w1".to_string()),
-        network: "gantry-w1-net".to_string(),
-        sandbox: "gantry-w1-sandbox".to_string(),
-        workspace: WorkspaceMount {
-            target: "/workspace".to_string(),
-            source: WorkspaceSource::Volume("gantry-w1-workspace".to_string()),
-        },
-        owner: "exec:h:1".to_string(),
-        extra_labels: BTreeMap::from([("gantry.test".to_string(), "t".to_string())]),
-        pids_limit: Some(4096),
     }
 }
 
@@ -89,7 +56,9 @@ fn names_that_are_no_host_names_are_left_out() {
 #[test]
 fn the_sandbox_holds_the_network_host_name_and_hosts_of_the_workflow() {
     let reachable = ["db".to_string(), "web".to_string()];
-    let body = sandbox_body(&context(), "gantry/pause:1", &reachable);
+    let mut ctx = unit_fixtures::context();
+    ctx.network = "gantry-w1-net".to_string();
+    let body = sandbox_body(&ctx, "gantry/pause:1", &reachable);
     assert_eq!(body.image.as_deref(), Some("gantry/pause:1"));
     assert_eq!(
         body.hostname,

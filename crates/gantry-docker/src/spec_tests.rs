@@ -1,49 +1,8 @@
 //! The container spec, checked without an engine.
-
-use std::collections::BTreeMap;
-
-use gantry_pipeline::plan::{Mount, PullPolicy, Resources, RunOn, Step, StepKind};
+use gantry_pipeline::plan::{Mount, Resources, Step, StepKind};
 
 use super::*;
-
-fn step(name: &str, kind: StepKind, commands: &[&str]) -> Step {
-    Step {
-        name: name.to_string(),
-        kind,
-        image: "gantry-test/busybox:latest".to_string(),
-        pull: PullPolicy::Never,
-        entrypoint: None,
-        commands: commands.iter().map(|c| c.to_string()).collect(),
-        environment: BTreeMap::from([("CI".to_string(), "true".to_string())]),
-        secrets: Vec::new(),
-        needs: Vec::new(),
-        run_on: RunOn::default(),
-        failure: Default::default(),
-        timeout_secs: None,
-        retries: 0,
-        detach: false,
-        privileged: false,
-        volumes: Vec::new(),
-        resources: Resources::default(),
-        workdir: "/workspace".to_string(),
-        approval_timeout_secs: None,
-    }
-}
-
-fn context() -> WorkflowContext {
-    WorkflowContext {
-        id: WorkflowId("w1".to_string()),
-        network: "gantry-w1".to_string(),
-        sandbox: "gantry-w1-sandbox".to_string(),
-        workspace: WorkspaceMount {
-            target: "/workspace".to_string(),
-            source: WorkspaceSource::Volume("gantry-w1-workspace".to_string()),
-        },
-        owner: "exec:h:1".to_string(),
-        extra_labels: BTreeMap::from([("gantry.test".to_string(), "t".to_string())]),
-        pids_limit: Some(4096),
-    }
-}
+use crate::unit_fixtures::{context, step};
 
 fn body(step: &Step) -> ContainerCreateBody {
     container_body(&context(), step, &[]).expect("valid step")
