@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use gantry_store::{NewToken, RunStatus, Store, TokenRole, now_ms};
 use server_common::{
-    ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
+    ADMIN, ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
 };
 
 /// A `gantry runner` child process, killed when dropped.
@@ -153,6 +153,85 @@ async fn a_runner_killed_mid_step_loses_its_work_to_the_next_runner_within_the_l
         assert!(store.list_pending().await.unwrap().is_empty());
         let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "no workspace is left behind");
+    })
+    .await;
+    drop(server);
+}
+
+/// Starts `gantry server` on a fixed port (a restarted server must be found again).
+fn start_server_on(port: u16, data: &Path, log: &Path) -> ServerProcess {
+    use std::io::{BufRead as _, BufReader};
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["server", "--backend", "local", "--no-local-runner"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .env("GANTRY_ADMIN_TOKEN", ADMIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("gantry server starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("gantry: listening on"));
+    assert!(
+        listening,
+        "the server did not start: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    std::thread::spawn(move || for _ in lines {});
+    ServerProcess {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log: log.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_build_keeps_the_runners_work_and_its_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = start_server_on(port, &data, &log);
+    let gate = dir.path().join("gate");
+    within(120, "server restart", async {
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "restart").await;
+        // The step waits for the test to open the gate, after the server was restarted.
+        let yaml = format!(
+            "clone:\n  disable: true\nsteps:\n  - name: work\n    image: busybox\n    commands:\n      - \"echo before; while [ ! -e {g} ]; do sleep 0.1; done; echo after\"\n",
+            g = gate.display()
+        );
+        let build = queue_build(&store, &repo, &yaml).await;
+        let token = runner_token(&store, "r").await;
+        let _runner = start_runner(&server, &token, "r", 1, dir.path());
+        wait_build(&store, build.build.id, |d| d.workflows[0].steps[0].status == RunStatus::Running).await;
+
+        server.child.kill().expect("kill -9 of the server");
+        server.child.wait().expect("reaped");
+        server = start_server_on(port, &data, &log);
+        std::fs::write(&gate, b"open").unwrap();
+
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
+        let lines = store.read_logs(done.workflows[0].steps[0].id, None, 0).await.unwrap();
+        let texts: Vec<&str> = (lines.iter().map(|l| l.text.as_str()))
+            .filter(|t| !t.starts_with("+ "))
+            .collect();
+        assert_eq!(texts, ["before", "after"], "every line once");
     })
     .await;
     drop(server);
