@@ -29,13 +29,35 @@ fn start_runner(
     capacity: u32,
     dir: &Path,
 ) -> RunnerProcess {
+    start_runner_with(
+        server,
+        token,
+        name,
+        capacity,
+        dir,
+        &["--backend", "local"],
+        &[],
+    )
+}
+
+fn start_runner_with(
+    server: &ServerProcess,
+    token: &str,
+    name: &str,
+    capacity: u32,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> RunnerProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join(format!("{name}.log")))
         .expect("runner log");
     let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["runner", "--backend", "local", "--name", name])
+        .args(["runner", "--name", name])
+        .args(args)
+        .envs(env.iter().copied())
         .args(["--capacity", &capacity.to_string()])
         .arg("--workspaces")
         .arg(dir.join(format!("{name}-workspaces")))
@@ -232,6 +254,62 @@ async fn a_server_restart_mid_build_keeps_the_runners_work_and_its_logs() {
             .filter(|t| !t.starts_with("+ "))
             .collect();
         assert_eq!(texts, ["before", "after"], "every line once");
+    })
+    .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_runner_killed_mid_step_leaves_nothing_once_it_is_back() {
+    if !server_common::docker_ready() {
+        eprintln!("skipped: no Docker engine or no gantry-test/busybox image (run .ci/images.sh)");
+        return;
+    }
+    let test_id = format!("runners-{}", std::process::id());
+    let _reaper = server_common::Reaper(test_id.clone());
+    let labels = format!("gantry.test={test_id}");
+    let env = [("GANTRY_DOCKER_LABELS", labels.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(
+        &data,
+        "local",
+        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
+        &dir.path().join("server.log"),
+    );
+    within(120, "docker runner killed", async {
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "docker-kill").await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: long\n    image: gantry-test/busybox:latest\n    commands: [echo started, sleep 300]\n";
+        let build = queue_build(&store, &repo, yaml).await;
+        let token = runner_token(&store, "d").await;
+        let docker = ["--backend", "docker"];
+        let first = start_runner_with(&server, &token, "d", 1, dir.path(), &docker, &env);
+        let containers = || server_common::docker(&["ps", "-aq", "--filter", &format!("label=gantry.test={test_id}")]);
+        while containers().trim().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let orphan = containers().trim().to_string();
+        drop(first); // SIGKILL mid-step: the container outlives the runner
+        assert_eq!(containers().trim(), orphan);
+
+        let _second = start_runner_with(&server, &token, "d", 1, dir.path(), &docker, &env);
+        while containers().contains(&orphan) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The lease ended, the work came back to the runner: it runs again. Cancelling the
+        // build stops it, and nothing of either run is left.
+        while containers().trim().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let cancel = format!("{}/api/repos/bin/docker-kill/builds/{}/cancel", server.base, build.build.number);
+        let answer = reqwest::Client::new().post(cancel).bearer_auth(ADMIN).send().await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(done.build.status, RunStatus::Killed);
+        while !server_common::labelled_objects(&test_id).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     })
     .await;
     drop(server);
