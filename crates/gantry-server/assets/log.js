@@ -2,11 +2,15 @@
 // the rest in pages and appends them in animation-frame batches (the page stays usable
 // while a 100,000-line log loads), then follows the live stream from the last line it
 // has (`?after=N`: no gap, no duplicate). Text only ever goes in through textContent.
+// Lines sit in chunks of CHUNK lines (`div.log-chunk`, `content-visibility: auto`): the
+// browser lays out and paints only the chunks in view, so appending stays cheap however
+// long the log grows.
 "use strict";
 
 window.GantryLog = (function () {
   var PAGE = 5000;        // lines per fetch
   var BATCH = 2000;       // lines appended per animation frame
+  var CHUNK = 1000;       // lines per div.log-chunk (as the server renders the first ones)
   var ERROR_WORD = /(^|[^a-z0-9])(error|failed|fatal|panic)/i;
 
   /** Splits a line into [classes, text] runs: SGR colours and bold kept, the rest dropped. */
@@ -66,6 +70,11 @@ window.GantryLog = (function () {
     return segments(line).map(function (s) { return s[1]; }).join("");
   }
 
+  /** A line that reads like an error (the rule of the server's `looks_like_error`). */
+  function isErrorLine(line) {
+    return ERROR_WORD.test(plain(line));
+  }
+
   /** One `div.log-line` built from text nodes only. */
   function lineNode(number, text) {
     var row = document.createElement("div");
@@ -89,7 +98,7 @@ window.GantryLog = (function () {
     return row;
   }
 
-  return { segments: segments, plain: plain, lineNode: lineNode, PAGE: PAGE, BATCH: BATCH, ERROR_WORD: ERROR_WORD };
+  return { segments: segments, plain: plain, isErrorLine: isErrorLine, lineNode: lineNode, PAGE: PAGE, BATCH: BATCH, CHUNK: CHUNK };
 })();
 
 document.addEventListener("DOMContentLoaded", function () {
@@ -133,12 +142,21 @@ document.addEventListener("DOMContentLoaded", function () {
     scheduled = false;
     var following = log.getAttribute("data-state") === "following";
     var stick = following && follow && atBottom();
-    var fragment = document.createDocumentFragment();
-    pending.splice(0, L.BATCH).forEach(function (line) {
-      fragment.appendChild(L.lineNode(line.number, line.text));
-      if (firstError === 0 && following && L.ERROR_WORD.test(L.plain(line.text))) firstError = line.number;
-    });
-    log.appendChild(fragment);
+    var batch = pending.splice(0, L.BATCH);
+    while (batch.length) {
+      var chunk = log.lastElementChild;
+      if (!chunk || chunk.childElementCount >= L.CHUNK) {
+        chunk = document.createElement("div");
+        chunk.className = "log-chunk";
+        log.appendChild(chunk);
+      }
+      var fragment = document.createDocumentFragment();
+      batch.splice(0, L.CHUNK - chunk.childElementCount).forEach(function (line) {
+        fragment.appendChild(L.lineNode(line.number, line.text));
+        if (firstError === 0 && following && L.isErrorLine(line.text)) firstError = line.number;
+      });
+      chunk.appendChild(fragment);
+    }
     if (empty && log.lastElementChild) empty.classList.add("hidden");
     settle();
     if (stick) log.scrollTop = log.scrollHeight;

@@ -163,7 +163,8 @@ fn step_view(step: &Step) -> StepView {
     if let Some(code) = step.exit_code {
         detail.push_str(&format!(" · exit code {code}"));
     }
-    if let Some(error) = &step.error {
+    // The runner's error often only repeats the exit code.
+    if let Some(error) = step.error.as_ref().filter(|e| !e.starts_with("exit code")) {
         detail.push_str(&format!(" · {error}"));
     }
     if let Some(approval) = &step.approval {
