@@ -140,10 +140,12 @@ fn select_steps(mut plan: Plan, names: &[String], with_deps: bool) -> Plan {
 async fn choose_backend(
     kind: Option<BackendKind>,
     workspace: &Path,
+    sandbox_image: Option<String>,
 ) -> anyhow::Result<Arc<dyn Backend>> {
     let docker = || {
         DockerBackend::connect(DockerConfig {
             host_workspace: Some(workspace.to_path_buf()),
+            sandbox_image: sandbox_image.clone().filter(|i| !i.trim().is_empty()),
             ..DockerConfig::default()
         })
     };
@@ -176,7 +178,7 @@ async fn run_plans(
     plans: Vec<Plan>,
     secrets: BTreeMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
-    let backend = choose_backend(args.backend, workspace).await?;
+    let backend = choose_backend(args.backend, workspace, args.sandbox_image.clone()).await?;
     if let Ok(removed) = backend.reap_leftovers().await
         && removed > 0
     {

@@ -88,6 +88,10 @@ struct ExecArgs {
     /// Backend (default: docker if an engine answers, else local).
     #[arg(long, value_enum)]
     backend: Option<BackendKind>,
+    /// Docker: image of the sandbox container whose network the steps and services share
+    /// (default: the built-in `gantry/pause`, imported into the engine on first use).
+    #[arg(long, env = "GANTRY_SANDBOX_IMAGE", value_name = "IMAGE")]
+    sandbox_image: Option<String>,
     #[command(flatten)]
     event: EventArgs,
     /// A secret, `NAME=VALUE` (repeatable).
