@@ -31,5 +31,23 @@ pub const MAX_LOG_BATCH_BYTES: usize = 64 * 1024;
 /// Longest a runner holds a log line before it sends it, in milliseconds.
 pub const MAX_LOG_BATCH_DELAY_MS: u64 = 1_000;
 
+/// The labels every runner offers: `os`, `arch` (Docker's names: `amd64`, `arm64`) and
+/// `backend`; a pipeline's `labels:` must be a subset of a runner's labels.
+pub fn host_labels(backend: &str) -> std::collections::BTreeMap<String, String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    [
+        ("os", std::env::consts::OS),
+        ("arch", arch),
+        ("backend", backend),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// Largest frame either side accepts: a full log batch with its JSON overhead, or a plan.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;

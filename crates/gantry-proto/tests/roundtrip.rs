@@ -235,3 +235,11 @@ fn sequenced_messages_name_their_assignment() {
         [None, None, Some((7, 1)), Some((7, 2)), Some((7, 3))]
     );
 }
+
+#[test]
+fn host_labels_name_os_arch_and_backend() {
+    let labels = host_labels("docker");
+    assert_eq!(labels["backend"], "docker");
+    assert_eq!(labels["os"], std::env::consts::OS);
+    assert!(!labels["arch"].is_empty());
+}

@@ -116,7 +116,7 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
         Ok(n) => eprintln!("gantry runner: removed {n} objects left by an earlier run"),
         Err(error) => eprintln!("gantry runner: removing leftovers failed: {error}"),
     }
-    let mut labels = default_labels(backend_name);
+    let mut labels = gantry_proto::host_labels(backend_name);
     labels.extend(args.labels.map(|l| l.0).unwrap_or_default());
     Ok(RunnerSetup {
         url,
@@ -151,23 +151,6 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "runner".into())
-}
-
-/// `os`, `arch` (Docker's names) and `backend`, like the server's in-process runner.
-fn default_labels(backend: &str) -> BTreeMap<String, String> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    [
-        ("os", std::env::consts::OS),
-        ("arch", arch),
-        ("backend", backend),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 async fn open_backend(
