@@ -1,0 +1,198 @@
+//! The web UI's actions over real HTTP: the build buttons, secrets, and the log stream
+//! opened with the session.
+
+mod api_support;
+mod web_support;
+
+use api_support::{ADMIN, TestServer, timed};
+use gantry_store::RunStatus;
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use web_support::{Browser, finished_build, with_public_app};
+
+/// Opens a page websocket with the browser's cookie and the given Origin.
+async fn page_socket(
+    server: &TestServer,
+    browser: &Browser,
+    path: &str,
+    origin: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("{}{path}", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", origin.parse().unwrap());
+    headers.insert("cookie", browser.cookie.clone().unwrap().parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+#[tokio::test]
+async fn a_step_stream_opens_with_the_session_only_from_our_own_pages() {
+    use futures_util::StreamExt as _;
+    timed(async {
+        let server = with_public_app().await;
+        let lines = ["one", "two", "three"];
+        finished_build(
+            &server,
+            "acme/app",
+            "refs/heads/main",
+            RunStatus::Success,
+            &lines,
+        )
+        .await;
+        let mut browser = Browser::new(&server);
+        browser.sign_in(ADMIN).await;
+        let path = "/acme/app/builds/1/steps/test/stream?after=1";
+        let refused = page_socket(&server, &browser, path, "http://evil.invalid").await;
+        assert!(refused.is_err(), "a socket from another site must not open");
+
+        let origin = server.base.clone();
+        let mut socket = page_socket(&server, &browser, path, &origin).await.unwrap();
+        let mut texts = Vec::new();
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.into_text() else {
+                continue;
+            };
+            let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if frame["end"] == true {
+                assert_eq!(frame["status"], "success");
+                break;
+            }
+            texts.push(frame["text"].as_str().unwrap().to_string());
+        }
+        assert_eq!(texts, ["two", "three"], "lines after 1, each once");
+
+        let (status, _, body) = browser
+            .get("/acme/app/builds/1/steps/test/lines?after=2")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.lines().count(), 1, "{body}");
+        assert!(body.contains("\"three\""));
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_build_buttons_restart_cancel_and_promote_through_the_api() {
+    timed(async {
+        let server = with_public_app().await;
+        finished_build(
+            &server,
+            "acme/app",
+            "refs/heads/main",
+            RunStatus::Success,
+            &["ok"],
+        )
+        .await;
+        let mut browser = Browser::new(&server);
+        browser.sign_in(ADMIN).await;
+        let origin = server.base.clone();
+        let csrf = browser.csrf("/acme/app/builds/1").await;
+        let (_, _, page) = browser.get("/acme/app/builds/1").await;
+        for id in ["restart", "promote-form", "promote-target"] {
+            assert!(
+                page.contains(&format!("id=\"{id}\"")),
+                "{id} on a successful build"
+            );
+        }
+        assert!(!page.contains("id=\"cancel\""), "nothing to cancel");
+
+        let form = [("csrf", csrf.as_str())];
+        let (status, headers, _) = browser
+            .post("/acme/app/builds/1/restart", Some(&origin), &[], &form)
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/acme/app/builds/2");
+        let (_, _, page) = browser.get("/acme/app/builds/2").await;
+        assert!(page.contains(r#"<section id="build" class="panel" data-status="pending""#));
+        assert!(page.contains("id=\"cancel\""));
+        let (status, headers, _) = browser
+            .post("/acme/app/builds/2/cancel", Some(&origin), &[], &form)
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/acme/app/builds/2");
+        let (_, _, page) = browser.get("/acme/app/builds/2").await;
+        assert!(
+            page.contains(r#"id="build-status" data-status="killed""#),
+            "{page}"
+        );
+
+        let (status, _, page) = browser
+            .post(
+                "/acme/app/builds/2/promote",
+                Some(&origin),
+                &[],
+                &[("csrf", &csrf), ("target", "production")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "only a success is promoted");
+        assert!(
+            page.contains("only a successful build can be promoted"),
+            "{page}"
+        );
+        let (status, headers, _) = browser
+            .post(
+                "/acme/app/builds/1/promote",
+                Some(&origin),
+                &[],
+                &[("csrf", &csrf), ("target", "production")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/acme/app/builds/3");
+        let (_, _, page) = browser.get("/acme/app/builds/3").await;
+        assert!(page.contains("promote → production"), "{page}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn secrets_are_added_and_deleted_and_their_values_never_shown() {
+    timed(async {
+        let server = with_public_app().await;
+        let mut browser = Browser::new(&server);
+        browser.sign_in(ADMIN).await;
+        let origin = server.base.clone();
+        let csrf = browser.csrf("/acme/app/settings").await;
+        let value = "hunter2-never-shown";
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("name", "deploy_key"),
+            ("value", value),
+        ];
+        let (status, _, _) = browser
+            .post("/acme/app/secrets", Some(&origin), &[], &form)
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = browser.get("/acme/app/settings").await;
+        assert!(page.contains(r#"<tr class="secret-row" data-name="deploy_key">"#));
+        assert!(!page.contains(value));
+        let bad = [
+            ("csrf", csrf.as_str()),
+            ("name", "no spaces"),
+            ("value", "x"),
+        ];
+        let (status, _, _) = browser
+            .post("/acme/app/secrets", Some(&origin), &[], &bad)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        let form = [("csrf", csrf.as_str())];
+        let path = "/acme/app/secrets/deploy_key/delete";
+        let (status, _, _) = browser.post(path, Some(&origin), &[], &form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = browser.get("/acme/app/settings").await;
+        assert!(!page.contains("data-name=\"deploy_key\""));
+        server.stop().await;
+    })
+    .await;
+}

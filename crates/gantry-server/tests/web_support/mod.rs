@@ -1,0 +1,176 @@
+//! What the web UI tests share: a browser-like HTTP client with the session cookie, and
+//! finished builds written straight into the store.
+#![allow(dead_code)]
+
+use gantry_store::{
+    BuildDetail, BuildEvent, LogLine, NewBuild, NewStep, NewWorkflow, RunStatus, StatusChange,
+    StepChange, now_ms,
+};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+
+use crate::api_support::TestServer;
+
+/// A form post: its Origin header (if any) and its fields.
+pub type Attempt<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)]);
+
+/// A browser-like client: no redirects followed, our origin on every post.
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+    /// `gantry_session=<id>` once signed in.
+    pub cookie: Option<String>,
+}
+
+impl Browser {
+    pub fn new(server: &TestServer) -> Browser {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            base: server.base.clone(),
+            cookie: None,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.text().await.unwrap())
+    }
+
+    /// Posts a form; `origin` None sends no Origin header.
+    pub async fn post(
+        &self,
+        path: &str,
+        origin: Option<&str>,
+        extra: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.text().await.unwrap())
+    }
+
+    /// Signs in with `token`; keeps the session cookie.
+    pub async fn sign_in(&mut self, token: &str) {
+        let origin = self.base.clone();
+        let (status, headers, _) = self
+            .post("/login", Some(&origin), &[], &[("token", token)])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let set = headers[SET_COOKIE].to_str().unwrap();
+        self.cookie = Some(set.split(';').next().unwrap().to_string());
+    }
+
+    /// The CSRF token of the page at `path`.
+    pub async fn csrf(&self, path: &str) -> String {
+        let (status, _, html) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
+        html[start..start + 64].to_string()
+    }
+}
+
+/// A server with the public repository `acme/app`.
+pub async fn with_public_app() -> TestServer {
+    let server = TestServer::start().await;
+    server
+        .add_repo("acme", "app", "https://example.invalid/acme/app.git", false)
+        .await;
+    server
+}
+
+/// A finished build of `repo` with one step whose log holds `lines`.
+pub async fn finished_build(
+    server: &TestServer,
+    repo: &str,
+    git_ref: &str,
+    status: RunStatus,
+    lines: &[&str],
+) -> BuildDetail {
+    let store = &server.state().store;
+    let (owner, name) = repo.split_once('/').unwrap();
+    let repo = store.repo_by_name(owner, name).await.unwrap().unwrap();
+    let build = NewBuild {
+        repo_id: repo.id,
+        event: BuildEvent::Push,
+        git_ref: git_ref.into(),
+        sha: "a".repeat(40),
+        before: String::new(),
+        message: "a <b>bold</b> message".into(),
+        author: "ada".into(),
+        sender: "ada".into(),
+        status: RunStatus::Pending,
+        error: None,
+        parent_id: None,
+        deploy_target: None,
+        diagnostics: None,
+        created_at: now_ms(),
+    };
+    let workflow = NewWorkflow {
+        name: "default".into(),
+        plan: "{}".into(),
+        labels: Default::default(),
+        steps: vec![NewStep {
+            name: "test".into(),
+            kind: "commands".into(),
+            needs: vec![],
+        }],
+    };
+    let detail = store.create_build(&build, &[workflow]).await.unwrap();
+    let step = &detail.workflows[0].steps[0];
+    let log: Vec<LogLine> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, text)| LogLine {
+            number: i as i64 + 1,
+            stream: "stdout".into(),
+            text: (*text).into(),
+            elapsed_ms: 0,
+        })
+        .collect();
+    store.append_logs(step.id, &log).await.unwrap();
+    let at = now_ms();
+    let running = StepChange {
+        status: RunStatus::Running,
+        at,
+        exit_code: None,
+        error: None,
+        runner_id: None,
+    };
+    store.update_step(step.id, &running).await.unwrap();
+    let ended = StepChange { status, ..running };
+    store.update_step(step.id, &ended).await.unwrap();
+    let change = StatusChange {
+        status,
+        at,
+        error: None,
+    };
+    store
+        .update_workflow_status(detail.workflows[0].workflow.id, &change)
+        .await
+        .unwrap();
+    store
+        .update_build_status(detail.build.id, &change)
+        .await
+        .unwrap();
+    detail
+}
