@@ -56,6 +56,11 @@ async fn local_clone_urls_need_an_admin_token() {
         let (status, _) = server.post("/api/repos", Some(&writer), create).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
 
+        let (status, answer) = patch(ADMIN, json!({"clone_url": " ", "timeout_minutes": 7})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let (_, repo) = server.get("/api/repos/acme/app", Some(ADMIN)).await;
+        assert_eq!(repo["timeout_minutes"], 60, "an empty URL changes nothing");
+
         let local = "file:///srv/git/app.git";
         let (status, repo) = patch(ADMIN, json!({"clone_url": local})).await;
         assert_eq!(

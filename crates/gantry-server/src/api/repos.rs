@@ -127,6 +127,11 @@ pub async fn update(
     }
     // Every check before the first write: a refused request changes nothing.
     if let Some(url) = &body.clone_url {
+        if url.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "clone_url is empty; give the URL the server can clone from",
+            ));
+        }
         check_clone_url(&principal, url)?;
     }
     let settings = RepoSettings {
