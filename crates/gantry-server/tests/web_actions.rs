@@ -196,3 +196,68 @@ async fn secrets_are_added_and_deleted_and_their_values_never_shown() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_approval_step_is_approved_from_the_build_page() {
+    timed(async {
+        let server = with_public_app().await;
+        let store = &server.state().store;
+        let repo = store.repo_by_name("acme", "app").await.unwrap().unwrap();
+        let build = gantry_store::NewBuild {
+            repo_id: repo.id,
+            event: gantry_store::BuildEvent::Push,
+            git_ref: "refs/heads/main".into(),
+            sha: "b".repeat(40),
+            before: String::new(),
+            message: "deploy".into(),
+            author: "ada".into(),
+            sender: "ada".into(),
+            status: RunStatus::Pending,
+            error: None,
+            parent_id: None,
+            deploy_target: None,
+            diagnostics: None,
+            created_at: gantry_store::now_ms(),
+        };
+        let workflow = gantry_store::NewWorkflow {
+            name: "default".into(),
+            plan: "{}".into(),
+            labels: Default::default(),
+            steps: vec![gantry_store::NewStep {
+                name: "ship it?".into(),
+                kind: "approval".into(),
+                needs: vec![],
+            }],
+        };
+        let detail = store.create_build(&build, &[workflow]).await.unwrap();
+        let step_id = detail.workflows[0].steps[0].id;
+        let blocked = gantry_store::StepChange {
+            status: RunStatus::Blocked,
+            at: gantry_store::now_ms(),
+            exit_code: None,
+            error: None,
+            runner_id: None,
+        };
+        assert!(store.update_step(step_id, &blocked).await.unwrap());
+
+        let mut browser = Browser::new(&server);
+        browser.sign_in(ADMIN).await;
+        let (_, _, page) = browser.get("/acme/app/builds/1").await;
+        assert!(page.contains("id=\"approve\"") && page.contains("id=\"reject\""));
+        let action = "/acme/app/builds/1/steps/ship%20it%3F/approve";
+        assert!(page.contains(action), "{page}");
+        let csrf = browser.csrf("/acme/app/builds/1").await;
+        let origin = server.base.clone();
+        let (status, headers, _) = browser
+            .post(action, Some(&origin), &[], &[("csrf", &csrf)])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/acme/app/builds/1");
+        let after = store.build_by_id(detail.build.id).await.unwrap().unwrap();
+        let step = &after.workflows[0].steps[0];
+        assert_eq!(step.status, RunStatus::Success);
+        assert_eq!(step.approval.as_ref().unwrap().by, "admin");
+        server.stop().await;
+    })
+    .await;
+}
