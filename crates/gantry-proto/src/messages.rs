@@ -139,6 +139,10 @@ pub struct Assign {
     pub secrets: Secrets,
     /// The lease, in milliseconds (heartbeats extend it).
     pub lease_ms: u64,
+    /// Lines an earlier attempt of this workflow already stored, by step: this attempt
+    /// numbers a step's lines after them, so neither attempt's lines are lost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_offsets: BTreeMap<String, u64>,
 }
 
 /// Where a step is, as the runner reports it.

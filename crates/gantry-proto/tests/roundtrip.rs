@@ -93,6 +93,7 @@ fn server_messages() -> Vec<ServerMessage> {
             plan: plan(),
             secrets: Secrets(BTreeMap::from([("token".into(), "s3cr3t-value".into())])),
             lease_ms: DEFAULT_LEASE_MS,
+            log_offsets: BTreeMap::from([("test".into(), 12)]),
         })),
         ServerMessage::Ack(Ack {
             assignment: 7,

@@ -173,6 +173,12 @@ async fn a_runner_killed_mid_step_loses_its_work_to_the_next_runner_within_the_l
         let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
         assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
         assert!(store.list_pending().await.unwrap().is_empty());
+        // The retry numbers its lines after the first attempt's: both are kept.
+        let lines = (store.read_logs(done.workflows[0].steps[0].id, None, 0).await).unwrap();
+        let texts: Vec<&str> = (lines.iter().map(|l| l.text.as_str()))
+            .filter(|t| !t.starts_with("+ "))
+            .collect();
+        assert_eq!(texts, ["first attempt", "second attempt"]);
         let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "no workspace is left behind");
     })

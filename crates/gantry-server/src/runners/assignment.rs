@@ -1,6 +1,7 @@
 //! One assignment held by a connected runner: how it starts (or resumes after a
 //! reconnect), and how the runner's numbered messages about it are checked and stored.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +124,11 @@ pub async fn start(
         ..state.clone()
     };
     let prepared = plan::prepare(&view, &loaded.repo, &loaded.workflow).await?;
+    let log_offsets = if item.attempts > 1 {
+        stored_lines(state, &loaded.target).await?
+    } else {
+        BTreeMap::new()
+    };
     mark_running(state, &loaded.target).await;
     let assign = Assign {
         assignment: item.id,
@@ -134,6 +140,7 @@ pub async fn start(
         },
         secrets: Secrets(prepared.secrets),
         lease_ms: super::LEASE_MS.unsigned_abs(),
+        log_offsets,
         plan: prepared.plan,
     };
     Ok(Some((held(state, item, &loaded, &assign.plan), assign)))
@@ -145,6 +152,36 @@ pub async fn resume(state: &AppState, runner_id: &str, item: QueueItem) -> Resul
     let plan: Plan = serde_json::from_str(&loaded.workflow.plan)
         .map_err(|e| format!("the stored plan cannot be read: {e}"))?;
     Ok(held(state, item, &loaded, &plan))
+}
+
+/// The last line number each started step stored in an earlier attempt (a runner that
+/// died mid-step): the new attempt numbers its lines after them.
+async fn stored_lines(
+    state: &AppState,
+    target: &RunTarget,
+) -> Result<BTreeMap<String, u64>, String> {
+    let mut offsets = BTreeMap::new();
+    for step in target
+        .steps
+        .iter()
+        .filter(|s| s.status != RunStatus::Pending)
+    {
+        let mut last = None;
+        loop {
+            let page = (state.store)
+                .read_logs(step.id, last, gantry_store::MAX_LOG_PAGE)
+                .await
+                .map_err(|e| format!("reading the earlier attempt's log failed: {e}"))?;
+            match page.last() {
+                Some(line) => last = Some(line.number),
+                None => break,
+            }
+        }
+        if let Some(number) = last {
+            offsets.insert(step.name.clone(), number.unsigned_abs());
+        }
+    }
+    Ok(offsets)
 }
 
 /// The workflow and its build are running (the build's status moves only forward).

@@ -1,7 +1,7 @@
 //! The runner's side of the websocket: hello, assignments, numbered messages kept until
 //! acknowledged, heartbeats, and reconnecting with growing pauses.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -34,6 +34,8 @@ const DONE_RETRY: Duration = Duration::from_secs(5);
 /// An assignment this runner holds, and its messages not yet acknowledged.
 struct Job {
     next_seq: u64,
+    /// Lines an earlier attempt stored, by step (this attempt numbers after them).
+    log_offsets: BTreeMap<String, u64>,
     unacked: VecDeque<RunnerMessage>,
     cancel: CancellationToken,
     /// When its `done` was last sent.
@@ -132,7 +134,7 @@ impl Runner {
     /// Numbers a job's event and keeps it until acknowledged; returns it to send.
     fn record(&mut self, id: AssignmentId, event: JobEvent) -> Option<RunnerMessage> {
         let job = self.jobs.get_mut(&id)?;
-        let message = job::message(id, job.next_seq, event)?;
+        let message = job::message(id, job.next_seq, event, &job.log_offsets)?;
         job.next_seq += 1;
         if matches!(message, RunnerMessage::Done(_)) {
             job.done_sent = Some(Instant::now());
@@ -256,6 +258,7 @@ impl Runner {
                     "gantry runner: running {} #{} `{}` (assignment {id})",
                     assign.workflow.repo, assign.workflow.build_number, assign.workflow.name
                 );
+                let log_offsets = assign.log_offsets.clone();
                 let cancel = job::spawn(
                     &self.setup,
                     *assign,
@@ -264,6 +267,7 @@ impl Runner {
                 );
                 let job = Job {
                     next_seq: 1,
+                    log_offsets,
                     unacked: VecDeque::new(),
                     cancel,
                     done_sent: None,

@@ -1,6 +1,6 @@
 //! One assignment running on this host, and what it reports in protocol terms.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -113,7 +113,12 @@ pub fn spawn(
 }
 
 /// The protocol message for a run event (None for states the server does not record).
-pub fn message(assignment: AssignmentId, seq: u64, event: JobEvent) -> Option<RunnerMessage> {
+pub fn message(
+    assignment: AssignmentId,
+    seq: u64,
+    event: JobEvent,
+    log_offsets: &BTreeMap<String, u64>,
+) -> Option<RunnerMessage> {
     match event {
         JobEvent::Run(RunEvent::Step(report)) => {
             Some(RunnerMessage::StepUpdate(gantry_proto::StepUpdate {
@@ -125,23 +130,26 @@ pub fn message(assignment: AssignmentId, seq: u64, event: JobEvent) -> Option<Ru
                 error: report.error,
             }))
         }
-        JobEvent::Run(RunEvent::Logs(batch)) => Some(RunnerMessage::Logs(gantry_proto::Logs {
-            assignment,
-            seq,
-            step: batch.step().to_string(),
-            lines: batch
-                .iter()
-                .map(|line| LogLine {
-                    number: line.number,
-                    stream: match line.stream {
-                        OutputStream::Stdout => Stream::Stdout,
-                        OutputStream::Stderr => Stream::Stderr,
-                    },
-                    text: line.text.to_string(),
-                    elapsed_ms: line.elapsed_ms,
-                })
-                .collect(),
-        })),
+        JobEvent::Run(RunEvent::Logs(batch)) => {
+            let offset = log_offsets.get(batch.step()).copied().unwrap_or(0);
+            Some(RunnerMessage::Logs(gantry_proto::Logs {
+                assignment,
+                seq,
+                step: batch.step().to_string(),
+                lines: batch
+                    .iter()
+                    .map(|line| LogLine {
+                        number: line.number.saturating_add(offset),
+                        stream: match line.stream {
+                            OutputStream::Stdout => Stream::Stdout,
+                            OutputStream::Stderr => Stream::Stderr,
+                        },
+                        text: line.text.to_string(),
+                        elapsed_ms: line.elapsed_ms,
+                    })
+                    .collect(),
+            }))
+        }
         JobEvent::Finished(outcome) => Some(RunnerMessage::Done(gantry_proto::Done {
             assignment,
             seq,
