@@ -7,6 +7,7 @@
 //! cancels and decisions, and acknowledges what it stored.
 
 mod assignment;
+mod greet;
 mod hello;
 mod registry;
 mod session;

@@ -8,21 +8,20 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
 use gantry_proto::{
-    Ack, AssignmentId, Cancel, Decision, Dropped, ErrorMessage, PROTOCOL_VERSION, Refused,
-    RunnerMessage, ServerMessage, StepState, Welcome, decode_runner, encode,
+    Ack, AssignmentId, Cancel, Decision, Dropped, ErrorMessage, RunnerMessage, ServerMessage,
+    StepState, decode_runner, encode,
 };
 use gantry_store::{RunStatus, now_ms};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::assignment::{self, Held};
+use super::greet::{self, next_text};
 use super::hello::{self, RunnerInfo};
 use super::{LEASE_MS, RunnerCredential};
 use crate::live::{EventKind, LiveEvent};
 use crate::state::AppState;
 
-/// How long a runner has to say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the queue is looked at when nobody announced work.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often timeouts and a silent runner are checked.
@@ -49,7 +48,7 @@ pub async fn run(state: AppState, credential: RunnerCredential, socket: WebSocke
         let _ = sink.close().await;
     });
     let runner_id = credential.runner_id.clone();
-    match greet(&state, &credential, &mut stream, &out).await {
+    match greet::greet(&state, &credential, &mut stream, &out).await {
         Some(mut session) => {
             let _presence = state.runners.join(session.runner.labels.clone());
             tracing::info!(runner.id = %runner_id, runner.name = %session.runner.name, runner.labels = %hello::describe_labels(&session.runner.labels), "runner connected");
@@ -62,75 +61,13 @@ pub async fn run(state: AppState, credential: RunnerCredential, socket: WebSocke
     let _ = sending.await;
 }
 
-/// Reads and checks the hello, resumes what the runner still holds, and welcomes it.
-async fn greet(
-    state: &AppState,
-    credential: &RunnerCredential,
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
-    out: &mpsc::Sender<ServerMessage>,
-) -> Option<Session> {
-    let refuse = |reason: String| async move {
-        let refused = Refused {
-            reason,
-            server_version: PROTOCOL_VERSION,
-        };
-        let _ = out.send(ServerMessage::Refused(refused)).await;
-    };
-    let first = tokio::time::timeout(HELLO_TIMEOUT, next_text(stream)).await;
-    let Ok(Some(text)) = first else {
-        refuse("no hello within 10 s; a runner says hello first".into()).await;
-        return None;
-    };
-    let hello = match decode_runner(&text) {
-        Ok(RunnerMessage::Hello(hello)) => hello,
-        Ok(_) => {
-            refuse("the first message must be a hello".into()).await;
-            return None;
-        }
-        Err(error) => {
-            refuse(error.to_string()).await;
-            return None;
-        }
-    };
-    let runner = match hello::check(&hello) {
-        Ok(runner) => runner,
-        Err(reason) => {
-            refuse(reason).await;
-            return None;
-        }
-    };
-    let mut session = Session::new(state.clone(), credential.clone(), runner, out.clone());
-    let (resumed, dropped) = session.resume(&hello.resume).await;
-    let welcome = Welcome {
-        version: PROTOCOL_VERSION,
-        runner_id: credential.runner_id.clone(),
-        lease_ms: LEASE_MS.unsigned_abs(),
-        heartbeat_ms: (LEASE_MS / 3).unsigned_abs(),
-        resumed,
-        dropped,
-    };
-    out.send(ServerMessage::Welcome(welcome)).await.ok()?;
-    Some(session)
-}
-
-/// The next text frame; None when the socket closed.
-async fn next_text(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Option<String> {
-    loop {
-        match stream.next().await? {
-            Ok(Message::Text(text)) => return Some(text.to_string()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {} // pings, pongs; binary frames are not part of the protocol
-        }
-    }
-}
-
 /// A connected runner and the assignments it holds.
-struct Session {
+pub(super) struct Session {
     state: AppState,
     credential: RunnerCredential,
-    runner: RunnerInfo,
+    pub(super) runner: RunnerInfo,
     out: mpsc::Sender<ServerMessage>,
-    held: HashMap<AssignmentId, Held>,
+    pub(super) held: HashMap<AssignmentId, Held>,
     events: broadcast::Receiver<LiveEvent>,
     last_heard: Instant,
     /// The token was revoked: the connection closes.
@@ -138,7 +75,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(
+    pub(super) fn new(
         state: AppState,
         credential: RunnerCredential,
         runner: RunnerInfo,
@@ -156,12 +93,15 @@ impl Session {
         }
     }
 
-    fn runner_id(&self) -> &str {
+    pub(super) fn runner_id(&self) -> &str {
         &self.credential.runner_id
     }
 
     /// Takes back the assignments this runner's token still holds.
-    async fn resume(&mut self, ids: &[AssignmentId]) -> (Vec<AssignmentId>, Vec<Dropped>) {
+    pub(super) async fn resume(
+        &mut self,
+        ids: &[AssignmentId],
+    ) -> (Vec<AssignmentId>, Vec<Dropped>) {
         let (mut resumed, mut dropped) = (Vec::new(), Vec::new());
         for &id in ids.iter().take(self.runner.capacity.max(1) * 4) {
             let claimed = self.state.store.claimed_item(id, self.runner_id()).await;
@@ -305,33 +245,16 @@ impl Session {
         if matches!(message, RunnerMessage::StepUpdate(_)) && !self.still_holds(id).await {
             return;
         }
-        let Some(held) = self.held.get_mut(&id) else {
-            return;
-        };
         let result = match &message {
-            RunnerMessage::StepUpdate(update) => {
-                let blocked = update.state == StepState::Blocked;
-                let result = held.step_update(update).await;
-                if result.is_ok() && blocked {
-                    self.wait_for_decision(id, &update.step);
-                }
-                result
-            }
-            RunnerMessage::Logs(logs) => held.logs(logs).await,
             RunnerMessage::Done(done) => {
                 if let Some(held) = self.held.remove(&id) {
                     held.finish(&self.state, done.outcome, done.error.clone())
                         .await;
                     tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
                 }
-                self.send(ServerMessage::Ack(Ack {
-                    assignment: id,
-                    seq,
-                }))
-                .await;
-                return;
+                Ok(())
             }
-            _ => Ok(()),
+            _ => self.store_update(id, &message).await,
         };
         match result {
             Ok(()) => {
@@ -345,6 +268,28 @@ impl Session {
                 .await;
             }
             Err(message) => self.error(Some(id), message).await,
+        }
+    }
+
+    /// Stores a step update or a log batch of a held assignment.
+    async fn store_update(
+        &mut self,
+        id: AssignmentId,
+        message: &RunnerMessage,
+    ) -> Result<(), String> {
+        let Some(held) = self.held.get_mut(&id) else {
+            return Ok(());
+        };
+        match message {
+            RunnerMessage::StepUpdate(update) => {
+                held.step_update(update).await?;
+                if update.state == StepState::Blocked {
+                    self.wait_for_decision(id, &update.step);
+                }
+                Ok(())
+            }
+            RunnerMessage::Logs(logs) => held.logs(logs).await,
+            _ => Ok(()),
         }
     }
 
