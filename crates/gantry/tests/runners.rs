@@ -81,14 +81,16 @@ async fn runner_token(store: &Arc<dyn Store>, name: &str) -> String {
     plaintext.expose().to_string()
 }
 
-fn pipeline(n: usize) -> String {
+/// Five numbered lines, then a line appended to `runs` (to count how often it ran).
+fn pipeline(n: usize, runs: &Path) -> String {
     format!(
-        "clone:\n  disable: true\nsteps:\n  - name: count\n    image: busybox\n    commands:\n      - \"for i in 1 2 3 4 5; do echo build-{n}-line-$i; done\"\n  - name: after\n    image: busybox\n    commands: [echo after-{n}]\n    depends_on: [count]\n"
+        "clone:\n  disable: true\nsteps:\n  - name: count\n    image: busybox\n    commands:\n      - \"for i in 1 2 3 4 5; do echo build-{n}-line-$i; done\"\n  - name: after\n    image: busybox\n    commands: [\"echo ran-{n} >> {runs}\"]\n    depends_on: [count]\n",
+        runs = runs.display()
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_runners_drain_the_queue_each_build_once_with_its_logs() {
+async fn three_runners_drain_thirty_builds_each_exactly_once_with_its_logs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = start_server(
@@ -97,17 +99,19 @@ async fn two_runners_drain_the_queue_each_build_once_with_its_logs() {
         &[("GANTRY_NO_LOCAL_RUNNER", "true")],
         &dir.path().join("server.log"),
     );
-    within(120, "two runners drain the queue", async {
+    let runs = dir.path().join("runs");
+    within(120, "three runners drain the queue", async {
         let store = open_store(&data).await;
         let repo = create_repo(&store, "drain").await;
         let mut builds = Vec::new();
-        for n in 0..8 {
-            builds.push(queue_build(&store, &repo, &pipeline(n)).await);
+        for n in 0..30 {
+            builds.push(queue_build(&store, &repo, &pipeline(n, &runs)).await);
         }
-        let token_a = runner_token(&store, "a").await;
-        let token_b = runner_token(&store, "b").await;
-        let _a = start_runner(&server, &token_a, "a", 2, dir.path());
-        let _b = start_runner(&server, &token_b, "b", 2, dir.path());
+        let mut runners = Vec::new();
+        for name in ["a", "b", "c"] {
+            let token = runner_token(&store, name).await;
+            runners.push(start_runner(&server, &token, name, 2, dir.path()));
+        }
         let mut runners_seen = std::collections::BTreeSet::new();
         for (n, build) in builds.iter().enumerate() {
             let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
@@ -130,7 +134,19 @@ async fn two_runners_drain_the_queue_each_build_once_with_its_logs() {
         }
         let items = store.list_pending().await.unwrap();
         assert!(items.is_empty(), "nothing left in the queue");
-        assert!(!runners_seen.is_empty());
+        assert!(
+            runners_seen.len() > 1,
+            "the work was shared: {runners_seen:?}"
+        );
+        let mut ran: Vec<String> = std::fs::read_to_string(&runs)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        ran.sort();
+        let mut expected: Vec<String> = (0..30).map(|n| format!("ran-{n}")).collect();
+        expected.sort();
+        assert_eq!(ran, expected, "each build ran exactly once");
     })
     .await;
     drop(server);
@@ -316,6 +332,36 @@ async fn a_docker_runner_killed_mid_step_leaves_nothing_once_it_is_back() {
         while !server_common::labelled_objects(&test_id).is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    })
+    .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_step_on_a_remote_runner_waits_for_a_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(
+        &data,
+        "local",
+        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
+        &dir.path().join("server.log"),
+    );
+    within(120, "approval on a remote runner", async {
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "approve").await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: gate\n    approval: { timeout: 1h }\n  - name: deploy\n    image: busybox\n    commands: [echo deployed]\n    depends_on: [gate]\n";
+        let build = queue_build(&store, &repo, yaml).await;
+        let token = runner_token(&store, "r").await;
+        let _runner = start_runner(&server, &token, "r", 1, dir.path());
+        wait_build(&store, build.build.id, |d| d.build.status == RunStatus::Blocked).await;
+        let approve = format!("{}/api/repos/bin/approve/builds/{}/steps/gate/approve", server.base, build.build.number);
+        let answer = reqwest::Client::new().post(approve).bearer_auth(ADMIN).send().await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
+        let deploy = &done.workflows[0].steps[1];
+        assert_eq!((deploy.name.as_str(), deploy.status), ("deploy", RunStatus::Success));
     })
     .await;
     drop(server);
