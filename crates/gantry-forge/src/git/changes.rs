@@ -10,6 +10,16 @@ use crate::event::is_zero_sha;
 /// shallow history and fetching all of it.
 const DEEPEN_STEPS: [u32; 4] = [16, 64, 256, 1024];
 
+/// `git diff-tree` listing changed paths only, NUL-separated, renames as delete + add.
+pub(super) const DIFF_NAMES: [&str; 6] = [
+    "diff-tree",
+    "-r",
+    "-z",
+    "--name-only",
+    "--no-renames",
+    "--no-commit-id",
+];
+
 impl CommitCheckout {
     /// Files changed by a push from `before` to `after` (sorted, renames as delete + add).
     ///
@@ -203,31 +213,13 @@ impl CommitCheckout {
 
     /// The diff when both commits are already present, else `None`.
     async fn try_diff_names(&self, from: &str, to: &str) -> Result<Option<Vec<String>>, GitError> {
-        let args = [
-            "diff-tree",
-            "-r",
-            "-z",
-            "--name-only",
-            "--no-renames",
-            "--no-commit-id",
-            from,
-            to,
-        ];
+        let args = [DIFF_NAMES.as_slice(), &[from, to]].concat();
         let output = self.git.output("list changed files", &args).await?;
         Ok(output.status.success().then(|| names(&output.stdout)))
     }
 
     async fn diff_names(&self, from: &str, to: &str) -> Result<Vec<String>, GitError> {
-        let args = [
-            "diff-tree",
-            "-r",
-            "-z",
-            "--name-only",
-            "--no-renames",
-            "--no-commit-id",
-            from,
-            to,
-        ];
+        let args = [DIFF_NAMES.as_slice(), &[from, to]].concat();
         Ok(names(&self.git.run("list changed files", &args).await?))
     }
 }

@@ -7,6 +7,7 @@
 //! first, and only when the quick diff cannot answer (a push base not at hand, a shallow
 //! boundary, a pull request's merge base) does the full changed-files logic run.
 
+use super::changes::{DIFF_NAMES, names};
 use super::command::Git;
 use super::fetch::is_shallow_boundary;
 use super::read::{batch_read, first_config};
@@ -109,14 +110,7 @@ async fn quick_diff(git: &Git, sha: &str, changes: ChangeRange<'_>) -> Option<Ve
     let ChangeRange::Push { before } = changes else {
         return None;
     };
-    let mut args = vec![
-        "diff-tree",
-        "-r",
-        "-z",
-        "--name-only",
-        "--no-renames",
-        "--no-commit-id",
-    ];
+    let mut args = DIFF_NAMES.to_vec();
     let before = before.to_ascii_lowercase();
     if is_commit_sha(&before) && !is_zero_sha(&before) {
         args.extend([before.as_str(), sha]);
@@ -126,8 +120,5 @@ async fn quick_diff(git: &Git, sha: &str, changes: ChangeRange<'_>) -> Option<Ve
         args.extend(["--root", "--diff-merges=first-parent", sha]);
     }
     let output = git.output("list changed files", &args).await.ok()?;
-    output
-        .status
-        .success()
-        .then(|| super::changes::names(&output.stdout))
+    output.status.success().then(|| names(&output.stdout))
 }
