@@ -61,9 +61,25 @@ async fn build_one(server: &TestServer) -> Value {
     build
 }
 
-#[tokio::test]
-async fn a_hook_accepted_but_not_prepared_is_prepared_at_the_next_start() {
-    timed(async {
+/// A signed hook's headers and body.
+type Replay = (Vec<(&'static str, String)>, Vec<u8>);
+
+/// A server with repository `acme/app` whose clone URL hangs, and one push hook (`d-1`)
+/// accepted for it: its build is recorded and cannot be prepared.
+struct HeldHook {
+    server: TestServer,
+    /// The reachable repository.
+    url: String,
+    /// The commit pushed.
+    sha: String,
+    /// The signed delivery, to replay.
+    replay: Replay,
+    silent: tokio::task::JoinHandle<()>,
+    _git: tempfile::TempDir,
+}
+
+impl HeldHook {
+    async fn start() -> HeldHook {
         let server = TestServer::start().await;
         let git = tempfile::tempdir().unwrap();
         let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", PIPELINE)]);
@@ -73,38 +89,49 @@ async fn a_hook_accepted_but_not_prepared_is_prepared_at_the_next_start() {
             .unwrap()
             .to_string();
         let body = push_body("acme/app", &silent_url, &sha);
-        let (status, answer) = server
-            .raw(
-                "/hooks/generic",
-                &signed(&body, &secret, "d-1"),
-                body.clone(),
-            )
-            .await;
+        let headers = signed(&body, &secret, "d-1");
+        let (status, answer) = server.raw("/hooks/generic", &headers, body.clone()).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
         assert_eq!(answer["build"], 1, "{answer}");
+        HeldHook {
+            server,
+            url,
+            sha,
+            replay: (headers, body),
+            silent,
+            _git: git,
+        }
+    }
 
-        // Recorded with the hook, while the fetch hangs: pending, no steps yet.
-        let build = build_one(&server).await;
-        assert_eq!(build["status"], "pending", "{build}");
-        assert_eq!(build["sha"], sha.as_str());
-        assert_eq!(build["message"], "a change");
-        assert_eq!(
-            build["workflows"].as_array().map(Vec::len),
-            Some(0),
-            "{build}"
-        );
-
-        // The server stops before the commit arrives; the repository moves meanwhile.
+    /// Stops the server while the fetch hangs, points the repository at the reachable
+    /// URL, and starts a server on the same data directory. The repository lives as long
+    /// as the returned directory.
+    async fn restart(self) -> (TestServer, Replay, tempfile::TempDir) {
         let TestServer {
             server: running,
             dir,
             ..
-        } = server;
+        } = self.server;
         running.unwrap().shutdown().await;
-        silent.abort();
-        set_clone_url(dir.path(), &url).await;
+        self.silent.abort();
+        set_clone_url(dir.path(), &self.url).await;
+        (restart(dir).await, self.replay, self._git)
+    }
+}
 
-        let server = restart(dir).await;
+#[tokio::test]
+async fn a_hook_accepted_but_not_prepared_is_prepared_at_the_next_start() {
+    timed(async {
+        let held = HeldHook::start().await;
+        // Recorded with the hook, while the fetch hangs: pending, no steps yet.
+        let build = build_one(&held.server).await;
+        assert_eq!(build["status"], "pending", "{build}");
+        assert_eq!(build["sha"], held.sha.as_str());
+        assert_eq!(build["message"], "a change");
+        let steps = build["workflows"].as_array().map(Vec::len);
+        assert_eq!(steps, Some(0), "{build}");
+
+        let (server, (headers, body), _git) = held.restart().await;
         let build = server.wait_for_build("acme/app", 1).await;
         assert_eq!(build["status"], "pending", "{build}");
         let steps: Vec<&str> = build["workflows"][0]["steps"]
@@ -117,9 +144,7 @@ async fn a_hook_accepted_but_not_prepared_is_prepared_at_the_next_start() {
         assert_eq!(server.state().store.list_pending().await.unwrap().len(), 1);
 
         // A replay of the delivery still creates nothing.
-        let (status, answer) = server
-            .raw("/hooks/generic", &signed(&body, &secret, "d-1"), body)
-            .await;
+        let (status, answer) = server.raw("/hooks/generic", &headers, body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["status"], "replayed");
         let (_, list) = server.get("/api/repos/acme/app/builds", Some(ADMIN)).await;
@@ -132,20 +157,9 @@ async fn a_hook_accepted_but_not_prepared_is_prepared_at_the_next_start() {
 #[tokio::test]
 async fn a_build_cancelled_while_it_is_prepared_gets_no_steps() {
     timed(async {
-        let server = TestServer::start().await;
-        let git = tempfile::tempdir().unwrap();
-        let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", PIPELINE)]);
-        let (silent_url, silent) = silent_git_server().await;
-        let secret = server.add_repo("acme", "app", &silent_url, false).await["webhook_secret"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let body = push_body("acme/app", &silent_url, &sha);
-        let (status, _) = server
-            .raw("/hooks/generic", &signed(&body, &secret, "d-1"), body)
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        let (status, answer) = server
+        let held = HeldHook::start().await;
+        let (status, answer) = held
+            .server
             .post(
                 "/api/repos/acme/app/builds/1/cancel",
                 Some(ADMIN),
@@ -153,17 +167,9 @@ async fn a_build_cancelled_while_it_is_prepared_gets_no_steps() {
             )
             .await;
         assert!(status.is_success(), "{status}: {answer}");
-        assert_eq!(build_one(&server).await["status"], "killed");
+        assert_eq!(build_one(&held.server).await["status"], "killed");
 
-        let TestServer {
-            server: running,
-            dir,
-            ..
-        } = server;
-        running.unwrap().shutdown().await;
-        silent.abort();
-        set_clone_url(dir.path(), &url).await;
-        let server = restart(dir).await;
+        let (server, _, _git) = held.restart().await;
         let preparing = server.state().store.preparing_builds().await.unwrap();
         assert!(preparing.is_empty(), "the start drops what a cancel left");
         let build = build_one(&server).await;
