@@ -135,7 +135,7 @@ def wait_for(check, timeout=60.0, every=0.002):
 
 def start_server(binary, data_dir, backend="local"):
     env = dict(os.environ, GANTRY_ADMIN_TOKEN=ADMIN, GANTRY_LOG="warn",
-               GANTRY_DOCKER_LABELS=f"gantry.bench={os.getpid()}")
+               GANTRY_DOCKER_LABELS=f"bench.gantry={os.getpid()}")
     proc = subprocess.Popen(
         [binary, "server", "--listen", "127.0.0.1:0", "--backend", backend,
          "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -218,7 +218,7 @@ def docker_latency(binary, root):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        label = f"label=gantry.bench={os.getpid()}"
+        label = f"label=bench.gantry={os.getpid()}"
         ids = subprocess.run(["docker", "ps", "-aq", "--filter", label],
                              capture_output=True, text=True).stdout.split()
         if ids:
