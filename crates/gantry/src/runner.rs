@@ -19,9 +19,13 @@ use anyhow::Context as _;
 use clap::Args;
 use gantry_docker::{DockerBackend, DockerConfig};
 use gantry_runner::{Backend, LocalBackend};
+use tokio_util::sync::CancellationToken;
 
 use crate::BackendKind;
 use crate::client::Connection;
+
+/// How long a stopping runner waits to report the work it stopped.
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Extra labels for every Docker object, `key=value,...` (tests mark theirs).
 const DOCKER_LABELS_ENV: &str = "GANTRY_DOCKER_LABELS";
@@ -92,15 +96,40 @@ pub fn run(connection: Connection, args: RunnerArgs) -> anyhow::Result<ExitCode>
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let setup = setup(&connection, args).await?;
+        let stop = CancellationToken::new();
+        let serving = connection::serve(setup, stop.clone());
+        tokio::pin!(serving);
         tokio::select! {
-            result = connection::serve(setup) => result,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("gantry runner: interrupted; running steps were stopped");
+            result = &mut serving => return result,
+            () = stop_requested() => {}
+        }
+        eprintln!("gantry runner: stopping: running work is stopped, cleaned up and reported");
+        stop.cancel();
+        match tokio::time::timeout(STOP_LIMIT, serving).await {
+            Ok(result) => result,
+            Err(_) => {
+                eprintln!("gantry runner: the server did not take the last reports in time");
                 Ok(())
             }
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+async fn stop_requested() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<RunnerSetup> {

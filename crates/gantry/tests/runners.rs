@@ -366,3 +366,41 @@ async fn an_approval_step_on_a_remote_runner_waits_for_a_person() {
     .await;
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_stopped_with_sigterm_stops_its_work_reports_it_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_server(
+        &data,
+        "local",
+        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
+        &dir.path().join("server.log"),
+    );
+    within(120, "runner stopped with SIGTERM", async {
+        let store = open_store(&data).await;
+        let repo = create_repo(&store, "sigterm").await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: long\n    image: busybox\n    commands: [echo started, sleep 300]\n";
+        let build = queue_build(&store, &repo, yaml).await;
+        let token = runner_token(&store, "t").await;
+        let mut runner = start_runner(&server, &token, "t", 1, dir.path());
+        wait_build(&store, build.build.id, |d| d.workflows[0].steps[0].status == RunStatus::Running).await;
+        let pid = runner.0.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = tokio::task::spawn_blocking(move || {
+            let status = runner.0.wait();
+            (runner, status)
+        });
+        let (_runner, status) = status.await.unwrap();
+        assert!(status.unwrap().success(), "the runner exits by itself");
+
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(done.build.status, RunStatus::Error);
+        let error = done.workflows[0].workflow.error.clone().unwrap_or_default();
+        assert!(error.contains("runner `t` was stopped"), "{error}");
+        let left = std::fs::read_dir(dir.path().join("t-workspaces")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "its workspace was removed");
+    })
+    .await;
+    drop(server);
+}

@@ -44,6 +44,8 @@ struct Job {
 
 /// Why a connection ended.
 enum Ended {
+    /// The runner was asked to stop and has reported all its work.
+    Stopped,
     /// Reconnect.
     Lost(String),
     /// Stop: the server refuses this runner.
@@ -57,10 +59,14 @@ struct Runner {
     decisions: Decisions,
     events_tx: mpsc::Sender<(AssignmentId, JobEvent)>,
     events: mpsc::Receiver<(AssignmentId, JobEvent)>,
+    /// Cancelled when the runner should stop.
+    stop: CancellationToken,
+    /// Stopping: running work was cancelled; no new work is taken.
+    stopping: bool,
 }
 
 /// Connects, serves, and reconnects until the server refuses the runner.
-pub async fn serve(setup: RunnerSetup) -> anyhow::Result<()> {
+pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Result<()> {
     let (events_tx, events) = mpsc::channel(256);
     let mut runner = Runner {
         setup,
@@ -68,6 +74,8 @@ pub async fn serve(setup: RunnerSetup) -> anyhow::Result<()> {
         decisions: Decisions::default(),
         events_tx,
         events,
+        stop,
+        stopping: false,
     };
     let mut pause = FIRST_PAUSE;
     loop {
@@ -76,6 +84,7 @@ pub async fn serve(setup: RunnerSetup) -> anyhow::Result<()> {
             Err(ended) => ended,
         };
         match ended {
+            Ended::Stopped => return Ok(()),
             Ended::Fatal(error) => return Err(error),
             Ended::Lost(why) => {
                 eprintln!(
@@ -127,14 +136,34 @@ impl Runner {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return,
                 Some((id, event)) = self.events.recv() => { self.record(id, event); }
+                () = self.stop.cancelled(), if !self.stopping => { self.begin_stop(); }
             }
         }
     }
 
+    /// Cancels every job (their reports still go to the server); takes no new work.
+    fn begin_stop(&mut self) -> Vec<RunnerMessage> {
+        self.stopping = true;
+        for job in self.jobs.values() {
+            job.cancel.cancel();
+        }
+        Vec::new()
+    }
+
     /// Numbers a job's event and keeps it until acknowledged; returns it to send.
     fn record(&mut self, id: AssignmentId, event: JobEvent) -> Option<RunnerMessage> {
+        let stopping = self.stopping.then(|| self.setup.name.clone());
         let job = self.jobs.get_mut(&id)?;
-        let message = job::message(id, job.next_seq, event, &job.log_offsets)?;
+        let mut message = job::message(id, job.next_seq, event, &job.log_offsets)?;
+        if let (RunnerMessage::Done(done), Some(name)) = (&mut message, stopping)
+            && done.outcome == gantry_proto::Outcome::Cancelled
+        {
+            // Not a person's cancel: the build ends in error and says why.
+            done.outcome = gantry_proto::Outcome::Error;
+            done.error = Some(format!(
+                "the runner `{name}` was stopped while this ran; restart the build"
+            ));
+        }
         job.next_seq += 1;
         if matches!(message, RunnerMessage::Done(_)) {
             job.done_sent = Some(Instant::now());
@@ -166,11 +195,16 @@ impl Runner {
                 },
                 Some((id, event)) = self.events.recv() => self.record(id, event).into_iter().collect(),
                 _ = tick.tick() => self.heartbeat(),
+                () = self.stop.cancelled(), if !self.stopping => self.begin_stop(),
             };
             for message in outgoing {
                 if let Err(error) = socket.send(Message::text(encode(&message))).await {
                     return Ended::Lost(format!("sending failed: {error}"));
                 }
+            }
+            if self.stopping && self.jobs.is_empty() {
+                let _ = socket.close(None).await;
+                return Ended::Stopped;
             }
         }
     }
@@ -252,6 +286,13 @@ impl Runner {
     fn on_server(&mut self, text: &str) -> Result<Vec<RunnerMessage>, Ended> {
         let message = decode_server(text).map_err(|e| Ended::Fatal(anyhow!("{e}")))?;
         match message {
+            ServerMessage::Assign(assign) if self.stopping => {
+                // Not started: its lease runs out and it goes back to the queue.
+                eprintln!(
+                    "gantry runner: stopping; assignment {} left to another runner",
+                    assign.assignment
+                );
+            }
             ServerMessage::Assign(assign) => {
                 let id = assign.assignment;
                 eprintln!(
