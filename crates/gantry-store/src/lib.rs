@@ -1,7 +1,7 @@
 //! Gantry's persistence: repositories, builds (with workflows and steps), logs, the work
 //! queue, webhook deliveries (and the hook builds they recorded, until prepared), secrets,
-//! API tokens and crash recovery, on SQLite (the default, a file in the data directory) or
-//! Postgres.
+//! API tokens, crash recovery and notifications between server replicas (Postgres), on
+//! SQLite (the default, a file in the data directory) or Postgres.
 //!
 //! Open a store with [`connect`]; it runs the embedded migrations and returns an
 //! `Arc<dyn Store>`. Every operation is a method of one of the per-aggregate traits that
@@ -27,6 +27,7 @@ mod connect;
 mod deliveries;
 mod error;
 mod logs;
+mod notify;
 mod preparing;
 mod queue;
 mod recovery;
@@ -48,6 +49,7 @@ pub use connect::{DatabaseKind, StoreOptions, connect, default_database_url, red
 pub use deliveries::DeliveryStore;
 pub use error::{StoreError, StoreResult};
 pub use logs::{AppendOutcome, LogCap, LogLine, LogStore, MAX_LOG_PAGE};
+pub use notify::{MAX_NOTIFY_PAYLOAD, NOTIFY_CHANNEL, Notification, NotifyListener, NotifyStore};
 pub use preparing::{Preparation, PreparationStore, PreparingBuild};
 pub use queue::{QueueItem, QueueState, QueueStore, RequeueOutcome, labels_fit};
 pub use recovery::{InterruptedBuild, InterruptedStep, Recovered, RecoveryRequest, RecoveryStore};
@@ -78,6 +80,7 @@ pub trait Store:
     + TokenStore
     + RecoveryStore
     + RunnerStore
+    + NotifyStore
 {
     /// Which database is behind it.
     fn kind(&self) -> DatabaseKind;

@@ -5,6 +5,7 @@
 
 mod builds;
 mod logs;
+mod notify;
 mod preparing;
 mod queue;
 mod recovery;

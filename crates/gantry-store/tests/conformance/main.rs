@@ -6,6 +6,7 @@ mod support;
 
 mod builds;
 mod logs;
+mod notify;
 mod preparing;
 mod queue;
 mod recovery;
@@ -61,6 +62,7 @@ conformance! {
     secrets::token_only_hash_is_stored,
     recovery::recovery_errors_started_builds_and_requeues_unstarted_work,
     recovery::recovery_ends_orphaned_builds,
+    notify::notifications_reach_every_listener_in_order,
     preparing::hook_build_is_recorded_once_then_prepared_once,
     preparing::failed_preparation_ends_the_build_with_its_diagnostics,
     preparing::a_build_cancelled_while_preparing_gets_nothing_attached,
