@@ -46,6 +46,17 @@ async fn sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it() {
             .await;
         assert!(headers[SET_COOKIE].to_str().unwrap().contains("; Secure"));
 
+        let (_, headers, _) = browser.get("/acme/app?before=3").await;
+        assert_eq!(headers[LOCATION], "/login?next=/acme/app%3Fbefore%3D3");
+        for (next, back_to) in [
+            ("/acme/app?before=3", "/acme/app?before=3"),
+            ("//evil.invalid", "/"),
+        ] {
+            let form = [("token", ADMIN), ("next", next)];
+            let (_, headers, _) = browser.post("/login", Some(&origin), &[], &form).await;
+            assert_eq!(headers[LOCATION], back_to);
+        }
+
         browser.sign_in(ADMIN).await;
         let (status, _, html) = browser.get("/").await;
         assert_eq!(status, StatusCode::OK);

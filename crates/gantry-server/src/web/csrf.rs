@@ -43,7 +43,10 @@ pub enum PostRefused {
 impl IntoResponse for PostRefused {
     fn into_response(self) -> Response {
         match self {
-            PostRefused::SignIn => SignInFirst.into_response(),
+            PostRefused::SignIn => SignInFirst {
+                next: String::new(),
+            }
+            .into_response(),
             PostRefused::Error(error) => error.into_response(),
         }
     }

@@ -188,21 +188,54 @@ pub async fn principal_of_token(state: &AppState, token: &str) -> Option<Princip
     Principal::from_request_parts(&mut parts, state).await.ok()
 }
 
-/// No valid session: pages send the browser to the sign-in form.
+/// No valid session: pages send the browser to the sign-in form, which brings it back to
+/// the page it asked for (`next`).
 #[derive(Debug)]
-pub struct SignInFirst;
+pub struct SignInFirst {
+    /// The page asked for (path and query), or empty for the home page.
+    pub next: String,
+}
 
 impl IntoResponse for SignInFirst {
     fn into_response(self) -> Response {
-        Redirect::to("/login").into_response()
+        if self.next.is_empty() || self.next == "/" {
+            return Redirect::to("/login").into_response();
+        }
+        let next: String = self
+            .next
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        Redirect::to(&format!("/login?next={next}")).into_response()
     }
+}
+
+/// `next` if it is a path on this server (`/x`, never `//host` or an absolute URL), else `/`.
+pub fn local_path(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    if local { next } else { "/" }
 }
 
 impl FromRequestParts<AppState> for WebUser {
     type Rejection = SignInFirst;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInFirst> {
-        WebUser::from_parts(parts, state).await.ok_or(SignInFirst)
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        WebUser::from_parts(parts, state)
+            .await
+            .ok_or(SignInFirst { next })
     }
 }
 
@@ -239,6 +272,23 @@ mod tests {
         assert_eq!(sessions.touch(&id).unwrap().0, "token");
         sessions.end(&id);
         assert!(sessions.touch(&id).is_none());
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(
+            local_path("/acme/app/builds/3?step=test"),
+            "/acme/app/builds/3?step=test"
+        );
+        for foreign in [
+            "//evil.invalid/x",
+            "https://evil.invalid",
+            "/\\evil.invalid",
+            "",
+            "x",
+        ] {
+            assert_eq!(local_path(foreign), "/", "{foreign}");
+        }
     }
 
     #[test]

@@ -2,13 +2,16 @@
 
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::csrf::{Posted, check_origin};
-use super::session::{Sessions, WebUser, came_over_tls, principal_of_token, session_cookie};
+use super::session::{
+    Sessions, WebUser, came_over_tls, local_path, principal_of_token, session_cookie,
+};
 use super::view::{Chrome, WebError, render};
 use crate::state::AppState;
 
@@ -17,6 +20,7 @@ use crate::state::AppState;
 struct LoginPage<'a> {
     chrome: Chrome,
     error: &'a str,
+    next: &'a str,
 }
 
 /// Fields of the sign-in form.
@@ -24,20 +28,35 @@ struct LoginPage<'a> {
 pub struct LoginForm {
     #[serde(default)]
     token: String,
+    /// The page to go to after signing in.
+    #[serde(default)]
+    next: String,
 }
 
-/// `GET /login`: the form (or home, when already signed in).
-pub async fn form(user: Option<WebUser>) -> Response {
+/// `?next=` of the sign-in page.
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`: the form (or the page asked for, when already signed in).
+pub async fn form(
+    user: Option<WebUser>,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    let next = query.ok().and_then(|Query(q)| q.next).unwrap_or_default();
+    let next = local_path(&next);
     if user.is_some() {
-        return Redirect::to("/").into_response();
+        return Redirect::to(next).into_response();
     }
-    login_page(StatusCode::OK, "")
+    login_page(StatusCode::OK, "", next)
 }
 
-fn login_page(status: StatusCode, error: &str) -> Response {
+fn login_page(status: StatusCode, error: &str, next: &str) -> Response {
     let page = LoginPage {
         chrome: Chrome::anonymous(),
         error,
+        next,
     };
     (status, render(&page)).into_response()
 }
@@ -55,10 +74,12 @@ pub async fn sign_in(
         return error.into_response();
     }
     let token = form.token.trim();
+    let next = local_path(&form.next);
     if token.is_empty() || principal_of_token(&state, token).await.is_none() {
         return login_page(
             StatusCode::UNAUTHORIZED,
             "That token is unknown, revoked, or a runner token. Paste a user or admin API token.",
+            next,
         );
     }
     let id = match sessions.start(token) {
@@ -72,7 +93,7 @@ pub async fn sign_in(
         }
     };
     let cookie = session_cookie(Some(&id), came_over_tls(&headers));
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
 /// Fields of the sign-out form (only the CSRF token).
