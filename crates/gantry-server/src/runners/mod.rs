@@ -31,9 +31,11 @@ pub use registry::{Presence, Registry, annotate_waiting, waiting_for};
 
 /// The lease of remote runners' work, in milliseconds (heartbeats extend it).
 pub const LEASE_MS: i64 = gantry_proto::DEFAULT_LEASE_MS as i64;
-/// How often expired leases are looked for: lost work is requeued within a lease of the
-/// runner's last heartbeat, plus this.
+/// How often expired leases are looked for while remote runners are about: lost work is
+/// requeued within a lease of the runner's last heartbeat, plus this.
 const REQUEUE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often when no remote runner was connected for a while (the write is not free).
+const IDLE_REQUEUE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The routes of the runner protocol.
 pub fn routes() -> Router<AppState> {
@@ -115,14 +117,22 @@ async fn connect(
 }
 
 /// Puts the work of runners that stopped heartbeating back in the queue (or gives it up
-/// after too many attempts), every second, until the server shuts down.
+/// after too many attempts): every second while remote runners are about, else every
+/// 15 s (the first time at once, for work of runners that left before a restart).
 pub fn spawn_lease_keeper(state: AppState) {
     tokio::spawn(async move {
+        let mut last: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(REQUEUE_INTERVAL) => {}
                 () = state.shutdown.cancelled() => return,
             }
+            let window = Duration::from_millis(2 * LEASE_MS.unsigned_abs());
+            let idle = last.is_some_and(|at| at.elapsed() < IDLE_REQUEUE_INTERVAL);
+            if idle && !state.runners.recently_active(window) {
+                continue;
+            }
+            last = Some(tokio::time::Instant::now());
             match state
                 .store
                 .requeue_expired(now_ms(), crate::run::MAX_ATTEMPTS)
@@ -130,7 +140,11 @@ pub fn spawn_lease_keeper(state: AppState) {
             {
                 Ok(outcome) => {
                     for item in &outcome.requeued {
-                        tracing::info!(queue.item = item.id, runner.id = ?item.runner_id, "a runner's lease ended; its work is back in the queue");
+                        tracing::info!(
+                            queue.item = item.id,
+                            workflow.id = item.workflow_id,
+                            "a runner's lease ended; its work is back in the queue"
+                        );
                     }
                     if !outcome.requeued.is_empty() {
                         state.live.announce_work();

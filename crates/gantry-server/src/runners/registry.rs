@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use gantry_store::{BuildDetail, RunStatus, labels_fit};
 use serde_json::Value;
@@ -18,6 +19,8 @@ type Labels = BTreeMap<String, String>;
 pub struct Registry {
     connected: Arc<Mutex<HashMap<u64, Labels>>>,
     next: Arc<AtomicU64>,
+    /// When a runner last disconnected.
+    last_left: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A runner's place in the registry; it leaves when this is dropped.
@@ -29,6 +32,9 @@ pub struct Presence {
 impl Drop for Presence {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.key);
+        *(self.registry.last_left)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
     }
 }
 
@@ -52,6 +58,16 @@ impl Registry {
     /// Runners connected now.
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// True while a runner is connected, or one left less than `window` ago (its work
+    /// may still need requeueing).
+    pub fn recently_active(&self, window: std::time::Duration) -> bool {
+        let left = *self
+            .last_left
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.count() > 0 || left.is_some_and(|at| at.elapsed() < window)
     }
 
     fn any_fits(&self, required: &Labels) -> bool {
