@@ -1,4 +1,5 @@
 //! The container spec, checked without an engine.
+
 use gantry_pipeline::plan::{Mount, Resources, Step, StepKind};
 
 use super::*;

@@ -103,8 +103,9 @@ async fn bench(options: Options) -> Result<(), BoxError> {
     docker_run_loop(1, None)?;
     backend_direct(backend.as_ref(), &plan, &format!("{bench_id}-warmup")).await?;
     backend.take();
-    // The backend runs every step on a per-workflow bridge network (service names, and
-    // isolation from other builds); this baseline pays for the same kind of network.
+    // Each container on a user-defined network pays for the engine's network set-up; the
+    // backend's steps join their workflow's sandbox instead and pay nothing of it. This
+    // loop shows what that set-up costs here.
     let network = format!("gantry-{bench_id}-baseline");
     docker_cli(&["network", "create", "--label", "gantry.bench", &network])?;
     let figures = measure(&backend, &plan, &bench_id, &options, &network).await;
