@@ -134,7 +134,13 @@ document.addEventListener("DOMContentLoaded", function () {
     if (firstError > 0 && markFirstError(firstError, jumpWanted)) jumpWanted = false;
     if (hashWanted) {
       var target = document.getElementById(hashWanted);
-      if (target) { target.scrollIntoView({ block: "center" }); hashWanted = null; follow = false; }
+      if (target) {
+        // A line fetched after the page loaded is not the document's :target: mark it.
+        target.classList.add("targeted");
+        target.scrollIntoView({ block: "center" });
+        hashWanted = null;
+        follow = false;
+      }
     }
   }
 

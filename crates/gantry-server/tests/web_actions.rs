@@ -4,11 +4,11 @@
 mod api_support;
 mod web_support;
 
-use api_support::{ADMIN, TestServer, timed};
+use api_support::{TestServer, timed};
 use gantry_store::RunStatus;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
-use web_support::{Browser, finished_build, with_public_app};
+use web_support::{Browser, admin_browser, finished_build, queued_build, with_public_app};
 
 /// Opens a page websocket with the browser's cookie and the given Origin.
 async fn page_socket(
@@ -45,13 +45,11 @@ async fn a_step_stream_opens_with_the_session_only_from_our_own_pages() {
             &lines,
         )
         .await;
-        let mut browser = Browser::new(&server);
-        browser.sign_in(ADMIN).await;
+        let (browser, origin) = admin_browser(&server).await;
         let path = "/acme/app/builds/1/steps/test/stream?after=1";
         let refused = page_socket(&server, &browser, path, "http://evil.invalid").await;
         assert!(refused.is_err(), "a socket from another site must not open");
 
-        let origin = server.base.clone();
         let mut socket = page_socket(&server, &browser, path, &origin).await.unwrap();
         let mut texts = Vec::new();
         while let Some(Ok(message)) = socket.next().await {
@@ -92,9 +90,7 @@ async fn the_build_buttons_restart_cancel_and_promote_through_the_api() {
             &["ok"],
         )
         .await;
-        let mut browser = Browser::new(&server);
-        browser.sign_in(ADMIN).await;
-        let origin = server.base.clone();
+        let (browser, origin) = admin_browser(&server).await;
         let csrf = browser.csrf("/acme/app/builds/1").await;
         let (_, _, page) = browser.get("/acme/app/builds/1").await;
         for id in ["restart", "promote-form", "promote-target"] {
@@ -159,9 +155,7 @@ async fn the_build_buttons_restart_cancel_and_promote_through_the_api() {
 async fn secrets_are_added_and_deleted_and_their_values_never_shown() {
     timed(async {
         let server = with_public_app().await;
-        let mut browser = Browser::new(&server);
-        browser.sign_in(ADMIN).await;
-        let origin = server.base.clone();
+        let (browser, origin) = admin_browser(&server).await;
         let csrf = browser.csrf("/acme/app/settings").await;
         let value = "hunter2-never-shown";
         let form = [
@@ -202,34 +196,13 @@ async fn an_approval_step_is_approved_from_the_build_page() {
     timed(async {
         let server = with_public_app().await;
         let store = &server.state().store;
-        let repo = store.repo_by_name("acme", "app").await.unwrap().unwrap();
-        let build = gantry_store::NewBuild {
-            repo_id: repo.id,
-            event: gantry_store::BuildEvent::Push,
-            git_ref: "refs/heads/main".into(),
-            sha: "b".repeat(40),
-            before: String::new(),
-            message: "deploy".into(),
-            author: "ada".into(),
-            sender: "ada".into(),
-            status: RunStatus::Pending,
-            error: None,
-            parent_id: None,
-            deploy_target: None,
-            diagnostics: None,
-            created_at: gantry_store::now_ms(),
-        };
-        let workflow = gantry_store::NewWorkflow {
-            name: "default".into(),
-            plan: "{}".into(),
-            labels: Default::default(),
-            steps: vec![gantry_store::NewStep {
-                name: "ship it?".into(),
-                kind: "approval".into(),
-                needs: vec![],
-            }],
-        };
-        let detail = store.create_build(&build, &[workflow]).await.unwrap();
+        let detail = queued_build(
+            &server,
+            "acme/app",
+            "refs/heads/main",
+            ("ship it?", "approval"),
+        )
+        .await;
         let step_id = detail.workflows[0].steps[0].id;
         let blocked = gantry_store::StepChange {
             status: RunStatus::Blocked,
@@ -240,14 +213,12 @@ async fn an_approval_step_is_approved_from_the_build_page() {
         };
         assert!(store.update_step(step_id, &blocked).await.unwrap());
 
-        let mut browser = Browser::new(&server);
-        browser.sign_in(ADMIN).await;
+        let (browser, origin) = admin_browser(&server).await;
         let (_, _, page) = browser.get("/acme/app/builds/1").await;
         assert!(page.contains("id=\"approve\"") && page.contains("id=\"reject\""));
         let action = "/acme/app/builds/1/steps/ship%20it%3F/approve";
         assert!(page.contains(action), "{page}");
         let csrf = browser.csrf("/acme/app/builds/1").await;
-        let origin = server.base.clone();
         let (status, headers, _) = browser
             .post(action, Some(&origin), &[], &[("csrf", &csrf)])
             .await;

@@ -8,7 +8,7 @@ use api_support::{ADMIN, TestServer, timed};
 use gantry_store::RunStatus;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
-use web_support::{Attempt, Browser, finished_build, with_public_app};
+use web_support::{Attempt, Browser, admin_browser, finished_build, with_public_app};
 
 #[tokio::test]
 async fn sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it() {
@@ -82,9 +82,7 @@ async fn sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it() {
 async fn form_posts_without_the_csrf_token_or_from_elsewhere_are_refused() {
     timed(async {
         let server = with_public_app().await;
-        let mut browser = Browser::new(&server);
-        browser.sign_in(ADMIN).await;
-        let origin = server.base.clone();
+        let (browser, origin) = admin_browser(&server).await;
         let csrf = browser.csrf("/acme/app/settings").await;
         let path = "/acme/app/settings";
         let cases: [Attempt; 4] = [
@@ -142,8 +140,7 @@ async fn log_lines_and_commit_messages_come_back_escaped() {
             &lines,
         )
         .await;
-        let mut browser = Browser::new(&server);
-        browser.sign_in(ADMIN).await;
+        let (browser, _) = admin_browser(&server).await;
         let (status, _, html) = browser
             .get(&format!("/acme/app/builds/{}", build.build.number))
             .await;

@@ -89,6 +89,13 @@ impl Browser {
     }
 }
 
+/// A browser signed in with the admin token, and the origin its posts carry.
+pub async fn admin_browser(server: &TestServer) -> (Browser, String) {
+    let mut browser = Browser::new(server);
+    browser.sign_in(crate::api_support::ADMIN).await;
+    (browser, server.base.clone())
+}
+
 /// A server with the public repository `acme/app`.
 pub async fn with_public_app() -> TestServer {
     let server = TestServer::start().await;
@@ -98,17 +105,16 @@ pub async fn with_public_app() -> TestServer {
     server
 }
 
-/// A finished build of `repo` with one step whose log holds `lines`.
-pub async fn finished_build(
+/// A pending build of `repo` with one step, `name` of `kind`.
+pub async fn queued_build(
     server: &TestServer,
     repo: &str,
     git_ref: &str,
-    status: RunStatus,
-    lines: &[&str],
+    (name, kind): (&str, &str),
 ) -> BuildDetail {
     let store = &server.state().store;
-    let (owner, name) = repo.split_once('/').unwrap();
-    let repo = store.repo_by_name(owner, name).await.unwrap().unwrap();
+    let (owner, repo_name) = repo.split_once('/').unwrap();
+    let repo = store.repo_by_name(owner, repo_name).await.unwrap().unwrap();
     let build = NewBuild {
         repo_id: repo.id,
         event: BuildEvent::Push,
@@ -130,12 +136,24 @@ pub async fn finished_build(
         plan: "{}".into(),
         labels: Default::default(),
         steps: vec![NewStep {
-            name: "test".into(),
-            kind: "commands".into(),
+            name: name.into(),
+            kind: kind.into(),
             needs: vec![],
         }],
     };
-    let detail = store.create_build(&build, &[workflow]).await.unwrap();
+    store.create_build(&build, &[workflow]).await.unwrap()
+}
+
+/// A finished build of `repo` with one step, `test`, whose log holds `lines`.
+pub async fn finished_build(
+    server: &TestServer,
+    repo: &str,
+    git_ref: &str,
+    status: RunStatus,
+    lines: &[&str],
+) -> BuildDetail {
+    let store = &server.state().store;
+    let detail = queued_build(server, repo, git_ref, ("test", "commands")).await;
     let step = &detail.workflows[0].steps[0];
     let log: Vec<LogLine> = lines
         .iter()
