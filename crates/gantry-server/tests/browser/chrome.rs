@@ -30,6 +30,8 @@ static DRIVER: OnceLock<Result<String, String>> = OnceLock::new();
 pub struct Browser {
     /// The WebDriver session.
     pub driver: WebDriver,
+    // chromedriver's URL, for the commands thirtyfour does not wrap.
+    driver_url: String,
     // Dropped after the session: the browser's profile.
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -70,7 +72,7 @@ impl Browser {
         }
         caps.set_binary(chromium.to_str().expect("a UTF-8 path"))
             .expect("the Chromium binary");
-        let driver = WebDriver::builder(url, caps)
+        let driver = WebDriver::builder(url.clone(), caps)
             .client(DriverHttp::default())
             .connect()
             .await
@@ -81,9 +83,36 @@ impl Browser {
             .expect("window size");
         Some(Browser {
             driver,
+            driver_url: url,
             _profile: profile,
             _turn: turn,
         })
+    }
+
+    /// Runs `script` in every page this session opens from now on, before the page's own
+    /// scripts (Chrome DevTools' `Page.addScriptToEvaluateOnNewDocument`, sent through
+    /// chromedriver), e.g. to observe the DOM from the first node on.
+    pub async fn run_before_each_page(&self, script: &str) {
+        let url = format!(
+            "{}/session/{}/goog/cdp/execute",
+            self.driver_url,
+            self.driver.session_id()
+        );
+        let command = serde_json::json!({
+            "cmd": "Page.addScriptToEvaluateOnNewDocument",
+            "params": {"source": script},
+        });
+        let answer = reqwest::Client::new()
+            .post(url)
+            .json(&command)
+            .send()
+            .await
+            .expect("a DevTools command through chromedriver");
+        assert!(
+            answer.status().is_success(),
+            "chromedriver refused the DevTools command: {}",
+            answer.text().await.unwrap_or_default()
+        );
     }
 
     /// Ends the session (closes the browser).

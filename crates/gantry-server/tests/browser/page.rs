@@ -39,6 +39,11 @@ impl Browser {
 
     /// Polls `script` until it returns something truthy; that value.
     pub async fn wait_js(&self, what: &str, script: &str) -> Value {
+        self.wait_js_within(WAIT, what, script).await
+    }
+
+    /// [`Browser::wait_js`] with its own limit.
+    pub async fn wait_js_within(&self, limit: Duration, what: &str, script: &str) -> Value {
         let start = Instant::now();
         loop {
             // A page that is navigating answers with an error for a moment: poll on.
@@ -49,8 +54,8 @@ impl Browser {
             if truthy(&value) {
                 return value;
             }
-            if start.elapsed() > WAIT {
-                panic!("waited {WAIT:?} for {what}; {}", self.whereabouts().await);
+            if start.elapsed() > limit {
+                panic!("waited {limit:?} for {what}; {}", self.whereabouts().await);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -1,7 +1,7 @@
 //! The server under test: `gantry_server::launch` on port 0 with the local backend and its
 //! in-process runner, and repositories cloned from local bare git repositories.
 
-use gantry_server::BackendChoice;
+use gantry_server::{BackendChoice, ServerConfig};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,8 +21,13 @@ pub struct Site {
 impl Site {
     /// A server on 127.0.0.1:0 running steps as host processes.
     pub async fn start() -> Site {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The same, after `adjust` changed the server's config.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Site {
         Site {
-            server: run_common::start(BackendChoice::Local).await,
+            server: run_common::start_with(BackendChoice::Local, adjust).await,
             git: tempfile::tempdir().expect("a directory for git repositories"),
         }
     }
