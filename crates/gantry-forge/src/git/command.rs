@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -10,6 +11,7 @@ use tokio::process::Command;
 
 use super::GitError;
 use super::netrc::Netrc;
+use super::objects::ObjectReader;
 use super::url::RemoteUrl;
 
 /// Environment passed through from the server (proxies and CA settings only).
@@ -57,6 +59,8 @@ pub(crate) struct Git {
     /// `repo` is the remote itself (a local `file://` repository read in place): never
     /// fetch into it or change it.
     pub(crate) read_only: bool,
+    /// The repository's long-lived `cat-file` process, shared by every handle to it.
+    pub(crate) objects: Arc<ObjectReader>,
 }
 
 impl Git {
@@ -121,13 +125,7 @@ impl Git {
 
     /// A temporary HOME holding only the `.netrc` for this call, if there are credentials.
     fn private_home(&self) -> Result<tempfile::TempDir, GitError> {
-        let home = tempfile::Builder::new()
-            .prefix("gantry-git-home-")
-            .tempdir()
-            .map_err(|err| GitError::Io {
-                action: "create a temporary HOME for git".into(),
-                message: err.to_string(),
-            })?;
+        let home = self.private_home_without_credentials()?;
         // A host-less URL (file://) has no use for credentials.
         let host = self.remote.host().unwrap_or_default();
         if let Some(netrc) = self
@@ -145,8 +143,19 @@ impl Git {
         Ok(home)
     }
 
+    /// An empty temporary HOME, for calls that never reach the remote.
+    pub(super) fn private_home_without_credentials(&self) -> Result<tempfile::TempDir, GitError> {
+        tempfile::Builder::new()
+            .prefix("gantry-git-home-")
+            .tempdir()
+            .map_err(|err| GitError::Io {
+                action: "create a temporary HOME for git".into(),
+                message: err.to_string(),
+            })
+    }
+
     /// `git -c ... --git-dir <repo> <args>` with a scrubbed environment and no prompts.
-    fn command(&self, home: &Path, args: &[&str]) -> Command {
+    pub(super) fn command(&self, home: &Path, args: &[&str]) -> Command {
         let mut command = Command::new("git");
         command.env_clear();
         for name in PASSED_ENV.iter().chain(&["PATH"]) {

@@ -1,18 +1,16 @@
-//! Everything preparing a build reads from its commit, in as few git processes as possible.
+//! Everything preparing a build reads from its commit, without starting a git process
+//! when the repository already holds it.
 //!
-//! When the repository already holds the commit (a `file://` repository read in place, or
-//! a cache that fetched it before), two processes run side by side: one
-//! `git cat-file --batch` session answers the commit and every config name, one
-//! `git diff-tree` lists the changed files. Only when the commit is missing is it fetched
-//! first, and only when the quick diff cannot answer (a push base not at hand, a shallow
-//! boundary, a pull request's merge base) does the full changed-files logic run.
+//! When the repository holds the commit (a `file://` repository read in place, or a cache
+//! that fetched it before), the repository's long-lived `git cat-file --batch` answers the
+//! commit and every config name, and a push's changed files are compared in-process from
+//! the trees it reads. Only when the commit is missing is it fetched first, and only when
+//! the in-process comparison cannot answer (a push base not at hand, a shallow boundary, a
+//! pull request's merge base) does the full changed-files logic run, with `git diff-tree`.
 
-use super::changes::{DIFF_NAMES, names};
-use super::command::Git;
-use super::fetch::is_shallow_boundary;
 use super::read::{batch_read, first_config};
-use super::{CommitCheckout, ConfigFile, GitCache, GitError, Netrc, fetched, is_commit_sha};
-use crate::event::is_zero_sha;
+use super::tree_diff::push_changes;
+use super::{CommitCheckout, ConfigFile, GitCache, GitError, Netrc, fetched};
 
 /// The change whose files feed the path conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +56,12 @@ impl GitCache {
         let (git, lock, sha) = self.open(clone_url, sha, credentials)?;
         let present = git.read_only || git.repo.join("HEAD").is_file();
         if present {
-            let diff = quick_diff(&git, &sha, changes);
-            let (batch, diff) = tokio::join!(batch_read(&git, &sha, Some(&sha), names), diff);
-            if let (Some(commit), files) = batch? {
+            let mut objects = git.objects.session(&git).await?;
+            if let (Some(commit), files) = batch_read(&mut objects, &sha, Some(&sha), names).await?
+            {
                 let config = first_config(names, files, &commit);
+                let diff = push_changes(&mut objects, &git, &commit, changes).await;
+                drop(objects);
                 let checkout = CommitCheckout {
                     git,
                     sha: commit,
@@ -102,23 +102,4 @@ async fn changed_files(
             Some(checkout.changed_files_against_base(base, head).await)
         }
     }
-}
-
-/// `git diff-tree` over what is at hand: a push against its base, or a new branch's commit
-/// against its first parent (all files for a root commit). `None` when that cannot answer.
-async fn quick_diff(git: &Git, sha: &str, changes: ChangeRange<'_>) -> Option<Vec<String>> {
-    let ChangeRange::Push { before } = changes else {
-        return None;
-    };
-    let mut args = DIFF_NAMES.to_vec();
-    let before = before.to_ascii_lowercase();
-    if is_commit_sha(&before) && !is_zero_sha(&before) {
-        args.extend([before.as_str(), sha]);
-    } else if is_shallow_boundary(git, sha) {
-        return None; // its parent must be fetched first
-    } else {
-        args.extend(["--root", "--diff-merges=first-parent", sha]);
-    }
-    let output = git.output("list changed files", &args).await.ok()?;
-    output.status.success().then(|| names(&output.stdout))
 }

@@ -6,7 +6,9 @@ mod command;
 mod facts;
 mod fetch;
 mod netrc;
+mod objects;
 mod read;
+mod tree_diff;
 mod url;
 
 use std::collections::HashMap;
@@ -133,12 +135,21 @@ pub fn is_commit_sha(sha: &str) -> bool {
 
 /// A directory of bare repositories, one per clone URL, that commits are fetched into.
 ///
-/// Cheap to clone and safe to share: fetches into the same repository are serialised.
+/// Cheap to clone and safe to share: fetches into the same repository are serialised, and
+/// each repository's objects are read through one long-lived `git cat-file --batch`
+/// process, stopped when idle and when the last clone of the cache is dropped.
 #[derive(Clone)]
 pub struct GitCache {
     dir: PathBuf,
     timeout: Duration,
-    locks: Arc<StdMutex<HashMap<PathBuf, Arc<Mutex<()>>>>>,
+    repos: Arc<StdMutex<HashMap<PathBuf, RepoShared>>>,
+}
+
+/// What every handle to one repository shares: the fetch lock and the object reader.
+#[derive(Clone, Default)]
+struct RepoShared {
+    lock: Arc<Mutex<()>>,
+    objects: Arc<objects::ObjectReader>,
 }
 
 impl std::fmt::Debug for GitCache {
@@ -161,7 +172,7 @@ impl GitCache {
         Ok(Self {
             dir,
             timeout: DEFAULT_GIT_TIMEOUT,
-            locks: Arc::default(),
+            repos: Arc::default(),
         })
     }
 
@@ -212,13 +223,14 @@ impl GitCache {
             Some(local) => (local, true),
             None => (self.cache_repo(&remote), false),
         };
-        let lock = self.lock_for(&repo);
+        let RepoShared { lock, objects } = self.shared(&repo);
         let git = Git {
             repo,
             timeout: self.timeout,
             credentials,
             remote,
             read_only,
+            objects,
         };
         Ok((git, lock, sha.to_ascii_lowercase()))
     }
@@ -229,12 +241,12 @@ impl GitCache {
         self.dir.join(format!("{}.git", &name[..32]))
     }
 
-    fn lock_for(&self, repo: &Path) -> Arc<Mutex<()>> {
-        let mut locks = self
-            .locks
+    fn shared(&self, repo: &Path) -> RepoShared {
+        let mut repos = self
+            .repos
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.entry(repo.to_owned()).or_default().clone()
+        repos.entry(repo.to_owned()).or_default().clone()
     }
 }
 

@@ -1,7 +1,8 @@
-//! Reading files at the commit: every name in one `git cat-file --batch` call (with the
-//! commit itself when the caller does not know yet whether the repository holds it).
+//! Reading files at the commit through the repository's long-lived `git cat-file --batch`
+//! (with the commit itself when the caller does not know yet whether the repository holds
+//! it).
 
-use super::command::Git;
+use super::objects::{Object, ObjectSession};
 use super::{CommitCheckout, ConfigFile, GitError};
 
 /// Largest file read (bigger ones are refused, not truncated).
@@ -21,57 +22,36 @@ impl CommitCheckout {
 
     /// Each path's text, or `None` where it is missing or not a file.
     async fn read_files(&self, paths: &[&str]) -> Result<Vec<Option<String>>, GitError> {
-        let (_, files) = batch_read(&self.git, &self.sha, None, paths).await?;
+        let mut objects = self.git.objects.session(&self.git).await?;
+        let (_, files) = batch_read(&mut objects, &self.sha, None, paths).await?;
         Ok(files)
     }
 }
 
-/// One `git cat-file --batch` session: first (when `commit` is given) the commit that
-/// `commit` names, peeled from a tag — `None` when the repository lacks it — then each
-/// path's text at `rev`, `None` where it is missing or not a file.
+/// Reads through the repository's `cat-file` process: first (when `commit` is given) the
+/// commit that `commit` names, peeled from a tag — `None` when the repository lacks it —
+/// then each path's text at `rev`, `None` where it is missing or not a file.
 pub(super) async fn batch_read(
-    git: &Git,
+    objects: &mut ObjectSession<'_>,
     rev: &str,
     commit: Option<&str>,
     paths: &[&str],
 ) -> Result<(Option<String>, Vec<Option<String>>), GitError> {
-    let mut input = String::new();
-    if let Some(commit) = commit {
-        input.push_str(&format!("{commit}^{{commit}}\n"));
-    }
     for path in paths {
         check_path(path)?;
-        input.push_str(&format!("{rev}:{path}\n"));
     }
-    let output = git
-        .output_with_input(
-            "read files",
-            &["cat-file", "--batch"],
-            Some(input.as_bytes()),
-        )
-        .await?;
-    if !output.status.success() {
-        return Err(git.failure("read files", &output));
-    }
-    let unexpected = || GitError::Io {
-        action: "read files".into(),
-        message: "git cat-file gave output in an unexpected form".into(),
-    };
-    let mut rest = output.stdout.as_slice();
     let mut found = None;
-    if commit.is_some() {
-        let (entry, after) = batch_entry(rest).ok_or_else(unexpected)?;
-        rest = after;
-        found = match entry {
-            BatchEntry::Commit(oid) if super::is_commit_sha(oid) => Some(oid.to_owned()),
-            _ => None,
-        };
+    if let Some(commit) = commit {
+        // Only the id is wanted: the bytes are skipped.
+        let object = objects.read(&format!("{commit}^{{commit}}"), 0).await?;
+        found = object.filter(|o| o.kind == "commit").map(|o| o.oid);
     }
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let (entry, after) = batch_entry(rest).ok_or_else(unexpected)?;
-        rest = after;
-        files.push(file_text(rev, path, entry)?);
+        let object = objects
+            .read(&format!("{rev}:{path}"), MAX_FILE_BYTES)
+            .await?;
+        files.push(file_text(rev, path, object)?);
     }
     Ok((found, files))
 }
@@ -97,53 +77,29 @@ pub(super) fn first_config(
         })
 }
 
-fn file_text(sha: &str, path: &str, entry: BatchEntry<'_>) -> Result<Option<String>, GitError> {
+fn file_text(sha: &str, path: &str, object: Option<Object>) -> Result<Option<String>, GitError> {
     let unreadable = |reason: String| GitError::UnreadableFile {
         path: path.to_owned(),
         sha: sha.to_owned(),
         reason,
     };
-    match entry {
-        BatchEntry::Blob(bytes) if bytes.len() > MAX_FILE_BYTES => Err(unreadable(format!(
+    match object {
+        Some(Object {
+            kind, data: None, ..
+        }) if kind == "blob" => Err(unreadable(format!(
             "it is larger than {} MiB",
             MAX_FILE_BYTES >> 20
         ))),
-        BatchEntry::Blob(bytes) => String::from_utf8(bytes.to_vec())
+        Some(Object {
+            kind,
+            data: Some(bytes),
+            ..
+        }) if kind == "blob" => String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| unreadable("it is not UTF-8 text".into())),
-        BatchEntry::Commit(_) | BatchEntry::Other => Ok(None),
+        // Missing, or not a file (a directory, a submodule).
+        _ => Ok(None),
     }
-}
-
-/// One answer of `git cat-file --batch`.
-enum BatchEntry<'a> {
-    /// A file's bytes.
-    Blob(&'a [u8]),
-    /// A commit, by its id.
-    Commit(&'a str),
-    /// Missing, or not a file (a directory, a submodule).
-    Other,
-}
-
-/// Splits the next answer off `out`: `<oid> <type> <size>\n<bytes>\n`, or `<name> missing\n`.
-fn batch_entry(out: &[u8]) -> Option<(BatchEntry<'_>, &[u8])> {
-    let newline = out.iter().position(|b| *b == b'\n')?;
-    let header = std::str::from_utf8(&out[..newline]).ok()?;
-    let rest = &out[newline + 1..];
-    let mut fields = header.rsplitn(3, ' ');
-    let (last, kind) = (fields.next()?, fields.next()?);
-    let Ok(size) = last.parse::<usize>() else {
-        // `<name> missing` / `<name> ambiguous`: no body follows.
-        return Some((BatchEntry::Other, rest));
-    };
-    let body = rest.get(..size)?;
-    let after = rest.get(size + 1..)?;
-    let entry = match kind {
-        "blob" => BatchEntry::Blob(body),
-        "commit" => BatchEntry::Commit(header.split(' ').next()?),
-        _ => BatchEntry::Other,
-    };
-    Some((entry, after))
 }
 
 /// Refuses paths that could name something outside the commit's tree or confuse git.
