@@ -117,6 +117,9 @@ pub async fn launch(
         None => None,
     };
     metrics::follow(state.clone());
+    live::link_replicas(&state)
+        .await
+        .context("listening for the other replicas' notifications")?;
     recovery::recover(&state).await?;
     runners::spawn_lease_keeper(state.clone());
     if !state.config.no_local_runner {

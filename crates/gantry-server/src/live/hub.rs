@@ -3,13 +3,18 @@
 //! The hub holds nothing durable: the store is the truth, the hub only tells followers
 //! that something new is there. A follower subscribes first, then reads the store, then
 //! skips live lines it already has, so it sees every line once (see `stream.rs`).
+//!
+//! With replicas on one Postgres, every publication is also relayed to the other
+//! replicas (`replicas.rs`), which deliver it to their own followers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use gantry_store::{LogLine, RunStatus};
-use serde::Serialize;
-use tokio::sync::{Notify, broadcast};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use super::replicas::Relayed;
 
 /// Lines a step's channel buffers for a slow follower before it must re-read the store.
 const STEP_CHANNEL_DEPTH: usize = 256;
@@ -26,7 +31,7 @@ pub enum StepFeed {
 }
 
 /// Whether a status change is about a build or one of its steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A build's status changed.
@@ -36,7 +41,7 @@ pub enum EventKind {
 }
 
 /// A build or step status change, as `/api/events` sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveEvent {
     /// Build or step.
     pub kind: EventKind,
@@ -67,6 +72,8 @@ struct HubInner {
     steps: Mutex<HashMap<i64, broadcast::Sender<StepFeed>>>,
     events: broadcast::Sender<LiveEvent>,
     work: Notify,
+    /// Where publications go to reach the other replicas (unset: this server is alone).
+    relay: OnceLock<mpsc::UnboundedSender<Relayed>>,
 }
 
 impl Default for Hub {
@@ -83,6 +90,7 @@ impl Hub {
                 steps: Mutex::new(HashMap::new()),
                 events: broadcast::channel(EVENT_CHANNEL_DEPTH).0,
                 work: Notify::new(),
+                relay: OnceLock::new(),
             }),
         }
     }
@@ -95,6 +103,22 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Relays every publication from now on to the other replicas through `relay`.
+    pub(crate) fn relay_to(&self, relay: mpsc::UnboundedSender<Relayed>) {
+        let _ = self.inner.relay.set(relay);
+    }
+
+    fn relay(&self, message: Relayed) {
+        if let Some(relay) = self.inner.relay.get() {
+            let _ = relay.send(message);
+        }
+    }
+
+    /// True when a follower of this replica has a channel for the step.
+    pub(crate) fn follows_step(&self, step_id: i64) -> bool {
+        self.steps().contains_key(&step_id)
+    }
+
     /// Follows the live lines of a step from now on.
     pub fn subscribe_step(&self, step_id: i64) -> broadcast::Receiver<StepFeed> {
         self.steps()
@@ -105,6 +129,18 @@ impl Hub {
 
     /// Tells a step's followers about lines already written to the store.
     pub fn publish_lines(&self, step_id: i64, lines: Vec<LogLine>) {
+        if let (Some(first), Some(last)) = (lines.first(), lines.last()) {
+            self.relay(Relayed::Lines {
+                step: step_id,
+                first: first.number,
+                last: last.number,
+            });
+        }
+        self.deliver_lines(step_id, lines);
+    }
+
+    /// Tells this replica's followers of a step about stored lines.
+    pub(crate) fn deliver_lines(&self, step_id: i64, lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
         }
@@ -118,6 +154,12 @@ impl Hub {
     /// Tells a step's followers that it ended (after its final status is stored) and
     /// forgets the step.
     pub fn end_step(&self, step_id: i64) {
+        self.relay(Relayed::Ended { step: step_id });
+        self.deliver_end(step_id);
+    }
+
+    /// Tells this replica's followers of a step that it ended.
+    pub(crate) fn deliver_end(&self, step_id: i64) {
         if let Some(sender) = self.steps().remove(&step_id) {
             let _ = sender.send(StepFeed::Ended);
         }
@@ -147,11 +189,23 @@ impl Hub {
 
     /// Announces a status change already written to the store.
     pub fn publish_event(&self, event: LiveEvent) {
+        self.relay(Relayed::Event(event.clone()));
+        self.deliver_event(event);
+    }
+
+    /// Tells this replica's `/api/events` followers about a status change.
+    pub(crate) fn deliver_event(&self, event: LiveEvent) {
         let _ = self.inner.events.send(event);
     }
 
     /// Wakes the in-process runner: work was enqueued (call after the store commit).
     pub fn announce_work(&self) {
+        self.relay(Relayed::Work);
+        self.deliver_work();
+    }
+
+    /// Wakes this replica's runners.
+    pub(crate) fn deliver_work(&self) {
         self.inner.work.notify_one();
     }
 

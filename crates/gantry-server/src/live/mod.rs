@@ -1,7 +1,9 @@
-//! Live log and event fan-out, and the websocket routes that follow it.
+//! Live log and event fan-out (shared between replicas on one Postgres), and the
+//! websocket routes that follow it.
 
 mod hub;
 pub mod lookup;
+mod replicas;
 mod stream;
 
 // The log and event handlers live under `api/` with the other routes' files but are
@@ -18,6 +20,7 @@ use axum::routing::get;
 pub use events_api::follow_events;
 pub use hub::{EventKind, Hub, LiveEvent, StepFeed};
 pub use logs_api::{LogQuery, step_logs};
+pub use replicas::link_replicas;
 pub use stream::{AfterQuery, follow_step_logs};
 
 use crate::state::AppState;
