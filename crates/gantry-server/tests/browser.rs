@@ -220,6 +220,21 @@ async fn a_failed_build_opens_at_its_first_error() {
             .await;
         browser.wait_css("a#log-first-error:not(.hidden)").await;
         browser.screenshot("failed-build").await;
+
+        // Scrolled away, the First error link brings it back.
+        browser
+            .js(
+                "window.scrollTo(0, 0); document.getElementById('log').scrollTop = 0;",
+                Vec::new(),
+            )
+            .await;
+        let in_view_now = format!("return (function () {{ {IN_VIEW} }})();");
+        let away = browser.js(&in_view_now, Vec::new()).await;
+        assert_eq!(away, false, "the first error is still in view at the top");
+        browser.click("a#log-first-error").await;
+        browser
+            .wait_js("the First error link scrolled to it", IN_VIEW)
+            .await;
         browser.close().await;
         site.stop().await;
     })

@@ -42,13 +42,13 @@ impl Browser {
     /// not installed and this is not CI. Under `CI=true` a missing browser fails the test.
     pub async fn open() -> Option<Browser> {
         let (Some(chromium), Some(_)) = (on_path("chromium"), on_path("chromedriver")) else {
-            let why = "browser test skipped: `chromium` and `chromedriver` are not on PATH \
+            let why = "`chromium` and `chromedriver` are not on PATH \
                        (apt-get install chromium chromium-driver; .ci/run installs them)";
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "{why}, and CI=true requires them"
+                "browser test cannot run: {why}, and CI=true requires them"
             );
-            eprintln!("{why}");
+            eprintln!("browser test skipped: {why}");
             return None;
         };
         let turn = TURN.lock().await;
