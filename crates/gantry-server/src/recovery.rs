@@ -5,6 +5,10 @@
 //! started end in `error` with a message saying why, and what their steps left on the
 //! backend (containers, networks, volumes, local workspaces) is removed. Hook builds
 //! recorded but not prepared yet (commit fetched, pipeline compiled) are prepared again.
+//!
+//! Only this server's own in-process runner (same host, same data directory) is taken for
+//! dead at once. Work held by remote runners, or by another replica on the same Postgres,
+//! is lost only once its lease ended: a replica starting leaves the others' builds alone.
 
 use gantry_store::{RecoveryRequest, now_ms};
 
@@ -19,7 +23,7 @@ pub const INTERRUPTED_MESSAGE: &str = "the server stopped while this build ran (
 pub async fn recover(state: &AppState) -> anyhow::Result<()> {
     let request = RecoveryRequest {
         now: now_ms(),
-        dead_runners: vec![backend::runner_id()],
+        dead_runners: vec![backend::runner_id(&state.config.data_dir)],
         message: INTERRUPTED_MESSAGE.into(),
     };
     let recovered = state.store.recover_interrupted(&request).await?;

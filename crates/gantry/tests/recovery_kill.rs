@@ -59,12 +59,7 @@ async fn kill_9_mid_build_then_restart_ends_it_in_error_and_removes_its_containe
         // started (as if it died right after claiming).
         let waiting = queue_build(&store, &repo, QUICK).await;
         let claimed = queue_build(&store, &repo, QUICK).await;
-        let runner = format!(
-            "server:{}",
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .unwrap()
-                .trim()
-        );
+        let runner = gantry_server::run::backend::runner_id(&data);
         let mut taken = Vec::new();
         while let Some(item) = store
             .claim_next(&runner, &BTreeMap::new(), now_ms(), 600_000)

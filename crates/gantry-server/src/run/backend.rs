@@ -1,7 +1,7 @@
 //! The backend the in-process runner uses, and the names it gives what it creates.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,15 +10,23 @@ use gantry_runner::{Backend, LocalBackend, WorkflowId};
 
 use crate::config::{BackendChoice, ServerConfig};
 
-/// The in-process runner's id: stable across restarts of this server on this host, so
-/// recovery knows which claimed work died with the previous process.
-pub fn runner_id() -> String {
+/// The in-process runner's id, `server:<host>:<data-dir digest>`: stable across restarts
+/// of this server (same host, same data directory), so recovery knows which claimed work
+/// died with the previous process, and distinct for every replica sharing a database
+/// (each has its own data directory), so none takes another's work for dead.
+pub fn runner_id(data_dir: &Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
-    format!("server:{host}")
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // FNV-1a: the digest must not change between releases (std's hasher may).
+    let digest = dir.as_os_str().as_encoded_bytes().iter().fold(
+        0xcbf2_9ce4_8422_2325_u64,
+        |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3),
+    );
+    format!("server:{host}:{:08x}", digest >> 32)
 }
 
 /// The labels the in-process runner offers: `os`, `arch` (Go/Docker names: `amd64`,
@@ -61,7 +69,7 @@ pub async fn open(config: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
             let docker = DockerConfig {
                 extra_labels: config.docker_labels.clone(),
                 sandbox_image: config.sandbox_image.clone(),
-                owner: runner_id(),
+                owner: runner_id(&config.data_dir),
                 ..DockerConfig::default()
             };
             let backend = DockerBackend::connect(docker).await.context(
@@ -89,5 +97,13 @@ mod tests {
     #[test]
     fn workflow_ids_name_build_and_workflow() {
         assert_eq!(workflow_id(12, 3).0, "b12-w3");
+    }
+
+    #[test]
+    fn each_data_directory_gives_its_own_runner_id() {
+        let a = runner_id(Path::new("/var/lib/gantry-a"));
+        assert_eq!(a, runner_id(Path::new("/var/lib/gantry-a")));
+        assert_ne!(a, runner_id(Path::new("/var/lib/gantry-b")));
+        assert!(a.starts_with("server:"), "{a}");
     }
 }

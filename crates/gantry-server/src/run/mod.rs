@@ -172,7 +172,7 @@ async fn open_backend(state: &AppState) -> Option<Arc<dyn Backend>> {
 
 /// Claims work while there is capacity, until the server shuts down.
 async fn claim_loop(state: AppState, backend: Arc<dyn Backend>) {
-    let runner_id = backend::runner_id();
+    let runner_id = backend::runner_id(&state.config.data_dir);
     let labels = backend::runner_labels(&state.config);
     // At least 1: `launch` refused 0 (`ServerConfig::check`).
     let slots = Arc::new(Semaphore::new(state.config.runner_capacity));
