@@ -1,0 +1,263 @@
+//! Two `gantry server` replicas on one Postgres, as real processes: work is taken once,
+//! a replica starting leaves the other's running builds alone, followers on one replica
+//! see what the other runs, and a cancel on one stops a build running on the other.
+
+mod server_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use gantry_store::{BuildDetail, RunStatus, SecretKey, Store, StoreOptions};
+use server_common::{
+    ADMIN, ServerProcess, create_repo, queue_build, start_server, wait_build, within,
+};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+/// The key both replicas encrypt secrets with (they must share it).
+const KEY: &str = "5f1c0e9a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
+
+/// A fresh database on the test binary's throwaway cluster; None (said) without Postgres.
+fn fresh_database(name: &str) -> Option<String> {
+    let admin = match gantry_testsupport::postgres::admin_url() {
+        Ok(url) => url,
+        Err(reason) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("Postgres is required under CI=true: {reason}");
+            }
+            eprintln!("skipped: Postgres is not available: {reason}");
+            return None;
+        }
+    };
+    let created = Command::new("psql")
+        .arg(&admin)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs");
+    assert!(created.status.success(), "{created:?}");
+    let (server, _) = admin.rsplit_once('/').expect("a database part");
+    Some(format!("{server}/{name}"))
+}
+
+/// One replica: its own data directory and log, the shared database and key.
+fn start_replica(dir: &Path, name: &str, url: &str, local_runner: bool) -> ServerProcess {
+    let no_local = if local_runner { "false" } else { "true" };
+    let env = [
+        ("GANTRY_DATABASE_URL", url),
+        ("GANTRY_SECRET_KEY", KEY),
+        ("GANTRY_NO_LOCAL_RUNNER", no_local),
+        ("GANTRY_RUNNER_CAPACITY", "2"),
+    ];
+    let log = dir.join(format!("{name}.log"));
+    start_server(&dir.join(name), "local", &env, &log)
+}
+
+async fn open_store(url: &str) -> Arc<dyn Store> {
+    let options = StoreOptions::new(SecretKey::parse(KEY).unwrap());
+    gantry_store::connect(url, options).await.expect("store")
+}
+
+/// A websocket to `path` on `server`, as the admin.
+async fn follow(
+    server: &ServerProcess,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("{}{path}", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    let bearer = format!("Bearer {ADMIN}").parse().unwrap();
+    request.headers_mut().insert("authorization", bearer);
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket opens");
+    socket
+}
+
+fn step_named<'a>(build: &'a BuildDetail, name: &str) -> &'a gantry_store::Step {
+    (build.workflows.iter().flat_map(|w| &w.steps))
+        .find(|s| s.name == name)
+        .expect("step")
+}
+
+fn log_tail(path: &PathBuf) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_the_other() {
+    let Some(url) = fresh_database("replicas_follow") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start_replica(dir.path(), "a", &url, true);
+    let viewer = start_replica(dir.path(), "b", &url, false);
+    let gate = dir.path().join("gate");
+    within(120, "a follower on replica b", async {
+        let store = open_store(&url).await;
+        let repo = create_repo(&store, "follow").await;
+        let mut events = follow(&viewer, "/api/events").await;
+        // 400 lines, the last 200 only once the follower has the first ones.
+        let yaml = format!(
+            "clone:\n  disable: true\nsteps:\n  - name: talk\n    image: busybox\n    commands:\n      - \"for i in $(seq 1 200); do echo line-$i; done\"\n      - \"while [ ! -e {g} ]; do sleep 0.05; done\"\n      - \"for i in $(seq 201 400); do echo line-$i; done\"\n",
+            g = gate.display()
+        );
+        let build = queue_build(&store, &repo, &yaml).await;
+        let number = build.build.number;
+        let mut logs = follow(
+            &viewer,
+            &format!("/api/repos/bin/follow/builds/{number}/steps/talk/logs/stream"),
+        )
+        .await;
+        let mut numbers = Vec::new();
+        let mut texts = Vec::new();
+        let end = loop {
+            let Some(Ok(message)) = logs.next().await else {
+                panic!("the stream closed without an end frame");
+            };
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if frame["end"] == true {
+                break frame;
+            }
+            numbers.push(frame["number"].as_i64().unwrap());
+            let text = frame["text"].as_str().unwrap_or_default().to_string();
+            if text == "line-200" {
+                std::fs::write(&gate, "open").unwrap();
+            }
+            texts.push(text);
+        };
+        assert_eq!(end["status"], "success", "{end}");
+        let expected: Vec<i64> = (1..=numbers.len() as i64).collect();
+        assert_eq!(numbers, expected, "every line once, in order");
+        let lines: Vec<&String> = texts.iter().filter(|t| t.starts_with("line-")).collect();
+        assert_eq!(lines.len(), 400, "all 400 lines");
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        let ran_on = step_named(&done, "talk").runner_id.clone().unwrap_or_default();
+        assert!(ran_on.starts_with("server:"), "replica a's runner ran it: {ran_on}");
+
+        // /api/events on b has no store to fall back on: these came from replica a.
+        let mut seen = Vec::new();
+        while !seen.contains(&("build".to_string(), "success".to_string())) {
+            let Some(Ok(Message::Text(text))) = events.next().await else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            if event["repo"] == "bin/follow" && event["build"] == number {
+                let kind = event["kind"].as_str().unwrap_or_default().to_string();
+                seen.push((kind, event["status"].as_str().unwrap_or_default().to_string()));
+            }
+        }
+        assert!(
+            seen.contains(&("step".into(), "running".into())),
+            "the step's start reached b: {seen:?}"
+        );
+    })
+    .await;
+    drop((runner, viewer));
+}
+
+/// One step that appends its build's name to `runs` and takes a moment.
+fn counted(n: usize, runs: &Path) -> String {
+    format!(
+        "clone:\n  disable: true\nsteps:\n  - name: work\n    image: busybox\n    commands:\n      - \"echo ran-{n} >> {runs}\"\n      - \"sleep 0.3\"\n",
+        runs = runs.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_drain_twenty_builds_each_exactly_once() {
+    let Some(url) = fresh_database("replicas_drain") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let first = start_replica(dir.path(), "a", &url, true);
+    let mut second = None;
+    within(180, "two replicas drain the queue", async {
+        let store = open_store(&url).await;
+        let repo = create_repo(&store, "drain").await;
+        let mut builds = Vec::new();
+        for n in 0..20 {
+            builds.push(queue_build(&store, &repo, &counted(n, &runs)).await);
+        }
+        // Replica b starts while a runs builds: its recovery must leave them alone.
+        wait_build(&store, builds[0].build.id, |d| {
+            d.workflows[0].steps[0].status == RunStatus::Running
+        })
+        .await;
+        second = Some(start_replica(dir.path(), "b", &url, true));
+        let mut runners = std::collections::BTreeSet::new();
+        for (n, build) in builds.iter().enumerate() {
+            let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+            assert_eq!(
+                done.build.status,
+                RunStatus::Success,
+                "build {n}: {:?}\nreplica b's log:\n{}",
+                done.build.error,
+                log_tail(&dir.path().join("b.log"))
+            );
+            runners.extend(done.workflows[0].steps[0].runner_id.clone());
+        }
+        assert!(store.list_pending().await.unwrap().is_empty());
+        assert_eq!(runners.len(), 2, "both replicas ran builds: {runners:?}");
+        let mut ran: Vec<String> = (std::fs::read_to_string(&runs).unwrap().lines())
+            .map(String::from)
+            .collect();
+        ran.sort();
+        let mut expected: Vec<String> = (0..20).map(|n| format!("ran-{n}")).collect();
+        expected.sort();
+        assert_eq!(ran, expected, "each build ran exactly once");
+    })
+    .await;
+    drop((first, second));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_sent_to_one_replica_stops_a_build_running_on_the_other() {
+    let Some(url) = fresh_database("replicas_cancel") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start_replica(dir.path(), "a", &url, true);
+    let other = start_replica(dir.path(), "b", &url, false);
+    let pid_file = dir.path().join("step.pid");
+    within(120, "a cancel across replicas", async {
+        let store = open_store(&url).await;
+        let repo = create_repo(&store, "cancel").await;
+        // `$$$$` is the pipeline escape for the shell's `$$`: the step writes its own pid.
+        let yaml = format!(
+            "clone:\n  disable: true\nsteps:\n  - name: wait\n    image: busybox\n    commands:\n      - \"echo $$$$ > {p}\"\n      - \"sleep 120\"\n",
+            p = pid_file.display()
+        );
+        let build = queue_build(&store, &repo, &yaml).await;
+        while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let number = build.build.number;
+        let cancelled = reqwest::Client::new()
+            .post(format!("{}/api/repos/bin/cancel/builds/{number}/cancel", other.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert!(cancelled.status().is_success(), "{}", cancelled.text().await.unwrap());
+        // Replica a's in-process runner stops the step: its process goes away.
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let done = wait_build(&store, build.build.id, |d| {
+            d.build.status.is_terminal() && d.workflows[0].steps[0].status.is_terminal()
+        })
+        .await;
+        assert_eq!(done.build.status, RunStatus::Killed);
+        assert_eq!(done.workflows[0].steps[0].status, RunStatus::Killed);
+    })
+    .await;
+    drop((runner, other));
+}
