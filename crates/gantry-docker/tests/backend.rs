@@ -101,6 +101,32 @@ async fn memory_limit_really_kills_and_is_reported_as_oom() {
     env.assert_nothing_left().await;
 }
 
+/// The other side of the OOM report: a SIGKILL under a memory limit, with no OOM recorded
+/// by the engine, is not called out of memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_under_a_memory_limit_is_not_reported_as_oom() {
+    let Some(env) = TestEnv::new("kill-not-oom").await else {
+        return;
+    };
+    within_timeout(async {
+        let id = env.workflow("w");
+        // A child shell kills itself (pid 1 cannot be sent SIGKILL from inside), and the
+        // script ends with its status.
+        let mut s = step("killed", &["sh -c 'kill -9 $$'"]);
+        s.resources.memory = Some(64 * 1024 * 1024);
+        let b = env.backend.as_ref();
+        b.setup_workflow(&id, &plan(vec![], vec![s.clone()]))
+            .await
+            .expect("setup");
+        b.start_step(&id, &s, &[]).await.expect("start");
+        let exit = b.wait_step(&id, &s).await.expect("wait");
+        assert_eq!((exit.code, exit.oom_killed), (137, false));
+        b.destroy_workflow(&id).await.expect("destroy workflow");
+    })
+    .await;
+    env.assert_nothing_left().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_image_with_pull_never_is_image_not_found() {
     let Some(env) = TestEnv::new("pull-never").await else {
