@@ -61,6 +61,8 @@ pub(crate) struct Git {
     pub(crate) read_only: bool,
     /// The repository's long-lived `cat-file` process, shared by every handle to it.
     pub(crate) objects: Arc<ObjectReader>,
+    /// How long `objects` keeps an unused process.
+    pub(crate) idle_limit: Duration,
 }
 
 impl Git {

@@ -27,6 +27,10 @@ use url::RemoteUrl;
 /// Config file names the server looks for, in order.
 pub const DEFAULT_CONFIG_NAMES: [&str; 2] = [".pipeline.yml", ".drone.yml"];
 
+/// How long a repository's `git cat-file` process is kept unused unless
+/// [`GitCache::with_idle_limit`] sets another (a minute).
+const DEFAULT_READER_IDLE_LIMIT: Duration = Duration::from_secs(60);
+
 /// Limit on one git call unless [`GitCache::with_timeout`] sets another.
 pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -142,6 +146,7 @@ pub fn is_commit_sha(sha: &str) -> bool {
 pub struct GitCache {
     dir: PathBuf,
     timeout: Duration,
+    idle_limit: Duration,
     repos: Arc<StdMutex<HashMap<PathBuf, RepoShared>>>,
 }
 
@@ -172,6 +177,7 @@ impl GitCache {
         Ok(Self {
             dir,
             timeout: DEFAULT_GIT_TIMEOUT,
+            idle_limit: DEFAULT_READER_IDLE_LIMIT,
             repos: Arc::default(),
         })
     }
@@ -179,6 +185,12 @@ impl GitCache {
     /// Sets the limit on each git call.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets how long a repository's `git cat-file` process is kept while unused.
+    pub fn with_idle_limit(mut self, idle_limit: Duration) -> Self {
+        self.idle_limit = idle_limit;
         self
     }
 
@@ -231,6 +243,7 @@ impl GitCache {
             remote,
             read_only,
             objects,
+            idle_limit: self.idle_limit,
         };
         Ok((git, lock, sha.to_ascii_lowercase()))
     }

@@ -5,7 +5,7 @@
 //! short (a timeout, an error, a cancelled caller) is never asked again: the next request
 //! starts a fresh one. Objects that a fetch (or a push into a `file://` repository) adds
 //! later are visible to a running process: on a miss, git rescans the object directory and
-//! its packs. A process idle for [`IDLE_LIMIT`] is stopped, and dropping the cache stops
+//! its packs. A process idle for the cache's idle limit is stopped, and dropping the cache stops
 //! them all (kill on drop).
 
 use std::process::Stdio;
@@ -18,9 +18,6 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::GitError;
 use super::command::Git;
-
-/// How long a process may sit unused before it is stopped.
-pub(crate) const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Longest wait for one object, whatever the cache's timeout for network calls.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,18 +73,19 @@ impl ObjectReader {
         }
         if guard.is_none() {
             let process = CatFile::start(git)?;
-            tokio::spawn(stop_when_idle(Arc::downgrade(self), process.child.id()));
+            let pid = process.child.id();
+            tokio::spawn(stop_when_idle(Arc::downgrade(self), pid, git.idle_limit));
             *guard = Some(process);
         }
         Ok(ObjectSession { guard, git })
     }
 }
 
-/// Stops the process with id `pid` once it has been idle for [`IDLE_LIMIT`]; ends early
-/// when the reader is gone or runs another process.
-async fn stop_when_idle(reader: Weak<ObjectReader>, pid: Option<u32>) {
+/// Stops the process with id `pid` once it has been idle for `limit`; ends early when the
+/// reader is gone or runs another process.
+async fn stop_when_idle(reader: Weak<ObjectReader>, pid: Option<u32>, limit: Duration) {
     loop {
-        tokio::time::sleep(IDLE_LIMIT / 2).await;
+        tokio::time::sleep(limit / 2).await;
         let Some(reader) = reader.upgrade() else {
             return;
         };
@@ -96,7 +94,8 @@ async fn stop_when_idle(reader: Weak<ObjectReader>, pid: Option<u32>) {
         };
         match slot.as_ref() {
             Some(process) if process.child.id() == pid => {
-                if process.last_used.elapsed() >= IDLE_LIMIT {
+                if process.last_used.elapsed() >= limit {
+                    tracing::debug!(git.pid = pid, "stopping an idle git cat-file");
                     *slot = None;
                     return;
                 }
