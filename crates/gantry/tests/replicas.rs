@@ -261,3 +261,40 @@ async fn a_cancel_sent_to_one_replica_stops_a_build_running_on_the_other() {
     .await;
     drop((runner, other));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_decided_on_one_replica_releases_the_step_waiting_on_the_other() {
+    let Some(url) = fresh_database("replicas_approve") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start_replica(dir.path(), "a", &url, true);
+    let other = start_replica(dir.path(), "b", &url, false);
+    within(120, "an approval across replicas", async {
+        let store = open_store(&url).await;
+        let repo = create_repo(&store, "approve").await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: gate\n    approval:\n      timeout: 1h\n  - name: after\n    image: busybox\n    commands: [\"echo approved\"]\n    depends_on: [gate]\n";
+        let build = queue_build(&store, &repo, yaml).await;
+        // The step waits on replica a's runner before anyone decides.
+        wait_build(&store, build.build.id, |d| {
+            step_named(d, "gate").status == RunStatus::Blocked
+        })
+        .await;
+        let number = build.build.number;
+        let approved = reqwest::Client::new()
+            .post(format!(
+                "{}/api/repos/bin/approve/builds/{number}/steps/gate/approve",
+                other.base
+            ))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert!(approved.status().is_success(), "{}", approved.text().await.unwrap());
+        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
+        assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
+        assert_eq!(step_named(&done, "after").status, RunStatus::Success);
+    })
+    .await;
+    drop((runner, other));
+}
