@@ -175,7 +175,10 @@ async fn a_runner_killed_mid_step_loses_its_work_to_the_next_runner_within_the_l
         let token = runner_token(&store, "k").await;
         let first = start_runner(&server, &token, "k", 1, dir.path());
         wait_build(&store, build.build.id, |d| d.workflows[0].steps[0].status == RunStatus::Running).await;
-        while !marker.exists() {
+        // Killed once its first line is stored (what a runner sent is kept).
+        let step_id = build.workflows[0].steps[0].id;
+        let stored = |lines: Vec<gantry_store::LogLine>| lines.iter().any(|l| l.text == "first attempt");
+        while !stored(store.read_logs(step_id, None, 0).await.unwrap()) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         drop(first); // SIGKILL: the runner says nothing more
@@ -338,15 +341,15 @@ async fn a_docker_runner_killed_mid_step_leaves_nothing_once_it_is_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approval_step_on_a_remote_runner_waits_for_a_person() {
+async fn an_approval_step_on_a_remote_runner_waits_for_a_person_across_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &dir.path().join("server.log"),
-    );
+    let log = dir.path().join("server.log");
+    let port = (std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = start_server_on(port, &data, &log);
     within(120, "approval on a remote runner", async {
         let store = open_store(&data).await;
         let repo = create_repo(&store, "approve").await;
@@ -355,6 +358,14 @@ async fn an_approval_step_on_a_remote_runner_waits_for_a_person() {
         let token = runner_token(&store, "r").await;
         let _runner = start_runner(&server, &token, "r", 1, dir.path());
         wait_build(&store, build.build.id, |d| d.build.status == RunStatus::Blocked).await;
+        // The server restarts while the step waits: the runner resumes, the wait goes on.
+        server.child.kill().expect("kill -9 of the server");
+        server.child.wait().expect("reaped");
+        server = start_server_on(port, &data, &log);
+        let resumed = |text: String| text.matches("runner connected").count() >= 2;
+        while !resumed(std::fs::read_to_string(&log).unwrap_or_default()) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let approve = format!("{}/api/repos/bin/approve/builds/{}/steps/gate/approve", server.base, build.build.number);
         let answer = reqwest::Client::new().post(approve).bearer_auth(ADMIN).send().await.unwrap();
         assert!(answer.status().is_success(), "{}", answer.status());

@@ -89,12 +89,16 @@ async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loa
 fn held(state: &AppState, item: QueueItem, loaded: &Loaded, plan: &Plan) -> Held {
     let minutes = loaded.repo.timeout_minutes.max(1);
     let limit = Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
+    // A resumed workflow keeps the deadline of its start, not of the reconnect.
+    let ran = (loaded.workflow.started_at)
+        .map(|at| Duration::from_millis(now_ms().saturating_sub(at).unsigned_abs()))
+        .unwrap_or_default();
     Held {
         item,
         writer: RunWriter::new(state.clone(), loaded.target.clone()),
         target: loaded.target.clone(),
         applied: 0,
-        deadline: Instant::now() + limit,
+        deadline: Instant::now() + limit.saturating_sub(ran),
         stop_reason: None,
         approval_steps: (plan.steps.iter())
             .filter(|s| s.kind == StepKind::Approval)
@@ -214,6 +218,16 @@ impl Held {
     /// The assignment's id.
     pub fn id(&self) -> AssignmentId {
         self.item.id
+    }
+
+    /// Approval steps waiting for a person (after a resume, their waits start again).
+    pub fn blocked_approvals(&self) -> Vec<String> {
+        (self.target.steps.iter())
+            .filter(|s| {
+                s.status == RunStatus::Blocked && self.target.approval_steps.contains(&s.name)
+            })
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     fn has_step(&self, name: &str) -> bool {

@@ -119,7 +119,11 @@ impl Session {
                     let _ = (self.state.store)
                         .extend_lease(id, self.runner_id(), now_ms() + LEASE_MS)
                         .await;
+                    let blocked = held.blocked_approvals();
                     self.held.insert(id, held);
+                    for step in blocked {
+                        self.wait_for_decision(id, &step);
+                    }
                     resumed.push(id);
                 }
                 Err(reason) => dropped.push(Dropped {
