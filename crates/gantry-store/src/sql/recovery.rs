@@ -127,14 +127,22 @@ macro_rules! recovery_store_impl {
             }
 
             /// Active builds none of whose workflows is active: nothing will ever end them.
-            /// A build still waiting for its preparation has none yet and is not one.
-            async fn orphan_builds(tx: &mut Transaction<'static, $db>) -> StoreResult<Vec<i64>> {
+            /// A build still waiting for its preparation has none yet and is not one, nor is
+            /// one whose runner still holds a live lease: it is ending the build right now
+            /// (another replica's runner, between its workflow's end and the build's).
+            async fn orphan_builds(
+                tx: &mut Transaction<'static, $db>,
+                now: i64,
+            ) -> StoreResult<Vec<i64>> {
                 Ok(sqlx::query_scalar(
                     "SELECT b.id FROM builds b WHERE b.status IN ('pending', 'running', 'blocked') \
                      AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.build_id = b.id \
                      AND w.status IN ('pending', 'running', 'blocked')) \
-                     AND NOT EXISTS (SELECT 1 FROM build_triggers t WHERE t.build_id = b.id)",
+                     AND NOT EXISTS (SELECT 1 FROM build_triggers t WHERE t.build_id = b.id) \
+                     AND NOT EXISTS (SELECT 1 FROM queue_items q WHERE q.build_id = b.id \
+                     AND q.state = 'claimed' AND q.lease_until >= $1)",
                 )
+                .bind(now)
                 .fetch_all(&mut **tx)
                 .await?)
             }
@@ -155,7 +163,7 @@ macro_rules! recovery_store_impl {
                 .fetch_all(&mut *tx)
                 .await?;
                 let (mut interrupted, requeue) = sort_lost(claimed, request);
-                interrupted.extend(Self::orphan_builds(&mut tx).await?);
+                interrupted.extend(Self::orphan_builds(&mut tx, request.now).await?);
                 let mut recovered = Recovered::default();
                 for build_id in interrupted {
                     if let Some(build) = Self::interrupt_build(&mut tx, build_id, request).await? {

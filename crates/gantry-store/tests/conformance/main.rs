@@ -62,6 +62,7 @@ conformance! {
     secrets::token_only_hash_is_stored,
     recovery::recovery_errors_started_builds_and_requeues_unstarted_work,
     recovery::recovery_ends_orphaned_builds,
+    recovery::recovery_leaves_a_build_another_replica_is_finishing,
     notify::notifications_reach_every_listener_in_order,
     preparing::hook_build_is_recorded_once_then_prepared_once,
     preparing::failed_preparation_ends_the_build_with_its_diagnostics,

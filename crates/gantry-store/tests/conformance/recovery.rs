@@ -164,3 +164,31 @@ pub async fn recovery_ends_orphaned_builds(h: Arc<Harness>) {
         "waits for approval"
     );
 }
+
+pub async fn recovery_leaves_a_build_another_replica_is_finishing(h: Arc<Harness>) {
+    let store = h.store.as_ref();
+    let repo = fixtures::repo(store, "app").await;
+    let build = fixtures::pending_build(store, repo.id).await;
+    claim(store, "server:other", 1_000, true).await;
+    // Its workflow just ended; the build's own end is the next write of that replica.
+    let done = StatusChange {
+        status: RunStatus::Success,
+        at: 9,
+        error: None,
+    };
+    let workflow = build.workflows[0].workflow.id;
+    store.update_workflow_status(workflow, &done).await.unwrap();
+
+    let starting = request(100, &["server:me"]);
+    let recovered = store.recover_interrupted(&starting).await.unwrap();
+    assert!(recovered.interrupted.is_empty(), "{recovered:?}");
+    assert_eq!(detail(store, &build).await.build.status, RunStatus::Running);
+
+    // Once that lease ended nobody will end the build: now it is lost.
+    let later = store
+        .recover_interrupted(&request(2_000, &["server:me"]))
+        .await
+        .unwrap();
+    let ids: Vec<i64> = later.interrupted.iter().map(|b| b.build_id).collect();
+    assert_eq!(ids, [build.build.id]);
+}
