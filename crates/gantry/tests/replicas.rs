@@ -86,22 +86,81 @@ fn log_tail(path: &PathBuf) -> String {
     text.lines().rev().take(30).collect::<Vec<_>>().join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_the_other() {
-    let Some(url) = fresh_database("replicas_follow") else {
+/// A `gantry runner` child process, killed when dropped.
+struct RunnerProcess(std::process::Child);
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `gantry runner` (local backend) connected to `server` with a new runner token.
+async fn connect_runner(
+    store: &Arc<dyn Store>,
+    server: &ServerProcess,
+    dir: &Path,
+) -> RunnerProcess {
+    let new = gantry_store::NewToken {
+        name: "r".into(),
+        subject: "r".into(),
+        role: gantry_store::TokenRole::Runner,
+        scope: None,
+    };
+    let (_, token) = store
+        .create_token(&new, gantry_store::now_ms())
+        .await
+        .expect("token");
+    let log = std::fs::File::create(dir.join("runner.log")).expect("runner log");
+    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "runner",
+            "--name",
+            "r",
+            "--backend",
+            "local",
+            "--capacity",
+            "1",
+        ])
+        .arg("--workspaces")
+        .arg(dir.join("runner-workspaces"))
+        .args(["--server", &server.base, "--token", token.expose()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("gantry runner starts");
+    RunnerProcess(child)
+}
+
+fn now_ns() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Follows on replica b a step run on replica a (by its in-process runner, or by a runner
+/// connected to a): every line once and in order, and the events, which b has no store
+/// to read back from. Prints how late the live lines arrived (a figure, not a check).
+async fn follow_across_replicas(database: &str, remote_runner: bool) {
+    let Some(url) = fresh_database(database) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let runner = start_replica(dir.path(), "a", &url, true);
+    let runs_steps = start_replica(dir.path(), "a", &url, !remote_runner);
     let viewer = start_replica(dir.path(), "b", &url, false);
     let gate = dir.path().join("gate");
     within(120, "a follower on replica b", async {
         let store = open_store(&url).await;
+        let _runner = match remote_runner {
+            true => Some(connect_runner(&store, &runs_steps, dir.path()).await),
+            false => None,
+        };
         let repo = create_repo(&store, "follow").await;
         let mut events = follow(&viewer, "/api/events").await;
-        // 400 lines, the last 200 only once the follower has the first ones.
+        // 400 stamped lines, the last 200 only once the follower has the first ones.
         let yaml = format!(
-            "clone:\n  disable: true\nsteps:\n  - name: talk\n    image: busybox\n    commands:\n      - \"for i in $(seq 1 200); do echo line-$i; done\"\n      - \"while [ ! -e {g} ]; do sleep 0.05; done\"\n      - \"for i in $(seq 201 400); do echo line-$i; done\"\n",
+            "clone:\n  disable: true\nsteps:\n  - name: talk\n    image: busybox\n    commands:\n      - \"for i in $(seq 1 200); do echo line-$i; done\"\n      - \"while [ ! -e {g} ]; do sleep 0.05; done\"\n      - \"for i in $(seq 201 400); do echo line-$i $(date +%s%N); sleep 0.01; done\"\n",
             g = gate.display()
         );
         let build = queue_build(&store, &repo, &yaml).await;
@@ -111,8 +170,7 @@ async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_th
             &format!("/api/repos/bin/follow/builds/{number}/steps/talk/logs/stream"),
         )
         .await;
-        let mut numbers = Vec::new();
-        let mut texts = Vec::new();
+        let (mut numbers, mut texts, mut lags_ms) = (Vec::new(), Vec::new(), Vec::new());
         let end = loop {
             let Some(Ok(message)) = logs.next().await else {
                 panic!("the stream closed without an end frame");
@@ -129,6 +187,9 @@ async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_th
             if text == "line-200" {
                 std::fs::write(&gate, "open").unwrap();
             }
+            if let Some(stamp) = text.split(' ').nth(1).and_then(|s| s.parse::<i64>().ok()) {
+                lags_ms.push((now_ns() - stamp) as f64 / 1e6);
+            }
             texts.push(text);
         };
         assert_eq!(end["status"], "success", "{end}");
@@ -136,11 +197,20 @@ async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_th
         assert_eq!(numbers, expected, "every line once, in order");
         let lines: Vec<&String> = texts.iter().filter(|t| t.starts_with("line-")).collect();
         assert_eq!(lines.len(), 400, "all 400 lines");
+        lags_ms.sort_by(f64::total_cmp);
+        let at = |q: f64| lags_ms[((lags_ms.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "live lines on b of a step run on a ({}): lag p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+            if remote_runner { "runner connected to a" } else { "a's in-process runner" },
+            at(0.5),
+            at(0.9),
+            at(1.0)
+        );
         let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
         let ran_on = step_named(&done, "talk").runner_id.clone().unwrap_or_default();
-        assert!(ran_on.starts_with("server:"), "replica a's runner ran it: {ran_on}");
+        let kind = if remote_runner { "runner:" } else { "server:" };
+        assert!(ran_on.starts_with(kind), "ran on {ran_on}");
 
-        // /api/events on b has no store to fall back on: these came from replica a.
         let mut seen = Vec::new();
         while !seen.contains(&("build".to_string(), "success".to_string())) {
             let Some(Ok(Message::Text(text))) = events.next().await else {
@@ -158,7 +228,17 @@ async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_th
         );
     })
     .await;
-    drop((runner, viewer));
+    drop((runs_steps, viewer));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_on_one_replica_sees_every_line_and_event_of_a_step_run_on_the_other() {
+    follow_across_replicas("replicas_follow", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_on_one_replica_sees_a_step_run_by_a_runner_connected_to_the_other() {
+    follow_across_replicas("replicas_follow_runner", true).await;
 }
 
 /// One step that appends its build's name to `runs` and takes a moment.
