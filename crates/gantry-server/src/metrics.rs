@@ -166,7 +166,8 @@ fn write_family(
 /// Counts finished builds and steps from the live status events, until shutdown: the
 /// runner announces every status it writes, so the counters need no hook in the runner.
 pub fn follow(state: AppState) {
-    let mut events = state.live.subscribe_events();
+    // Only this replica's own changes: summed over replicas, each build counts once.
+    let mut events = state.live.subscribe_own_events();
     tokio::spawn(async move {
         loop {
             let event = tokio::select! {

@@ -71,6 +71,8 @@ pub struct Hub {
 struct HubInner {
     steps: Mutex<HashMap<i64, broadcast::Sender<StepFeed>>>,
     events: broadcast::Sender<LiveEvent>,
+    /// The changes this replica made only (metrics count each change once over replicas).
+    own_events: broadcast::Sender<LiveEvent>,
     work: Notify,
     /// Where publications go to reach the other replicas (unset: this server is alone).
     relay: OnceLock<mpsc::UnboundedSender<Relayed>>,
@@ -89,6 +91,7 @@ impl Hub {
             inner: Arc::new(HubInner {
                 steps: Mutex::new(HashMap::new()),
                 events: broadcast::channel(EVENT_CHANNEL_DEPTH).0,
+                own_events: broadcast::channel(EVENT_CHANNEL_DEPTH).0,
                 work: Notify::new(),
                 relay: OnceLock::new(),
             }),
@@ -187,9 +190,15 @@ impl Hub {
         self.inner.events.subscribe()
     }
 
+    /// Follows the status changes this replica makes, without those relayed from others.
+    pub fn subscribe_own_events(&self) -> broadcast::Receiver<LiveEvent> {
+        self.inner.own_events.subscribe()
+    }
+
     /// Announces a status change already written to the store.
     pub fn publish_event(&self, event: LiveEvent) {
         self.relay(Relayed::Event(event.clone()));
+        let _ = self.inner.own_events.send(event.clone());
         self.deliver_event(event);
     }
 
@@ -240,6 +249,27 @@ mod tests {
         }
         assert!(matches!(rx.try_recv().unwrap(), StepFeed::Ended));
         assert_eq!(hub.live_steps(), 0);
+    }
+
+    #[test]
+    fn own_events_leave_out_those_of_other_replicas() {
+        let hub = Hub::new();
+        let (mut all, mut own) = (hub.subscribe_events(), hub.subscribe_own_events());
+        let event = |build| LiveEvent {
+            kind: EventKind::Build,
+            repo_id: 1,
+            repo: "acme/app".into(),
+            build,
+            step: None,
+            status: RunStatus::Success,
+            error: None,
+        };
+        hub.deliver_event(event(1)); // relayed from another replica
+        hub.publish_event(event(2));
+        assert_eq!(all.try_recv().unwrap().build, 1);
+        assert_eq!(all.try_recv().unwrap().build, 2);
+        assert_eq!(own.try_recv().unwrap().build, 2);
+        assert!(own.try_recv().is_err(), "nothing else is this replica's");
     }
 
     #[test]
