@@ -337,9 +337,23 @@ async fn a_cancel_sent_to_one_replica_stops_a_build_running_on_the_other() {
         .await;
         assert_eq!(done.build.status, RunStatus::Killed);
         assert_eq!(done.workflows[0].steps[0].status, RunStatus::Killed);
+        // Their listening connections do not hold up a graceful stop.
+        for replica in [runner, other] {
+            assert_eq!(stop_gracefully(replica).await, Some(0), "a graceful stop exits 0");
+        }
     })
     .await;
-    drop((runner, other));
+}
+
+/// SIGTERM, then the exit code once the process ended.
+async fn stop_gracefully(mut server: ServerProcess) -> Option<i32> {
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    tokio::task::spawn_blocking(move || server.child.wait().map(|s| s.code()))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
