@@ -299,15 +299,30 @@ async fn two_replicas_drain_twenty_builds_each_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_sent_to_one_replica_stops_a_build_running_on_the_other() {
-    let Some(url) = fresh_database("replicas_cancel") else {
+    cancel_across_replicas("replicas_cancel", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_sent_to_one_replica_stops_a_build_on_a_runner_connected_to_the_other() {
+    cancel_across_replicas("replicas_cancel_runner", true).await;
+}
+
+/// Cancels on replica b a build that replica a runs (by its in-process runner, or by a
+/// runner connected to a): the step's process ends and the step is `killed`.
+async fn cancel_across_replicas(database: &str, remote_runner: bool) {
+    let Some(url) = fresh_database(database) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let runner = start_replica(dir.path(), "a", &url, true);
+    let runner = start_replica(dir.path(), "a", &url, !remote_runner);
     let other = start_replica(dir.path(), "b", &url, false);
     let pid_file = dir.path().join("step.pid");
     within(120, "a cancel across replicas", async {
         let store = open_store(&url).await;
+        let remote = match remote_runner {
+            true => Some(connect_runner(&store, &runner, dir.path()).await),
+            false => None,
+        };
         let repo = create_repo(&store, "cancel").await;
         // `$$$$` is the pipeline escape for the shell's `$$`: the step writes its own pid.
         let yaml = format!(
@@ -337,6 +352,12 @@ async fn a_cancel_sent_to_one_replica_stops_a_build_running_on_the_other() {
         .await;
         assert_eq!(done.build.status, RunStatus::Killed);
         assert_eq!(done.workflows[0].steps[0].status, RunStatus::Killed);
+        if remote_runner {
+            // Told as a person's cancel, relayed from b; not as a lease lost later.
+            let said = std::fs::read_to_string(dir.path().join("runner.log")).unwrap();
+            assert!(said.contains("the build was cancelled"), "{said}");
+        }
+        drop(remote);
         // Their listening connections do not hold up a graceful stop.
         for replica in [runner, other] {
             assert_eq!(stop_gracefully(replica).await, Some(0), "a graceful stop exits 0");
