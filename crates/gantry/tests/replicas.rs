@@ -139,6 +139,60 @@ fn now_ns() -> i64 {
     since.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// What a log stream sent, and how late its stamped lines came.
+struct Followed {
+    numbers: Vec<i64>,
+    texts: Vec<String>,
+    lags_ms: Vec<f64>,
+    end: serde_json::Value,
+}
+
+impl Followed {
+    /// p50, p90 and max of the lags, in ms.
+    fn lags(&self) -> [f64; 3] {
+        let mut lags = self.lags_ms.clone();
+        lags.sort_by(f64::total_cmp);
+        let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize];
+        [at(0.5), at(0.9), at(1.0)]
+    }
+}
+
+/// Reads a log stream to its end frame; creates `gate` once line 200 came.
+async fn read_log_stream(
+    mut logs: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    gate: Option<PathBuf>,
+) -> Followed {
+    let (mut numbers, mut texts, mut lags_ms) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        let Some(Ok(message)) = logs.next().await else {
+            panic!("the stream closed without an end frame");
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if frame["end"] == true {
+            return Followed {
+                numbers,
+                texts,
+                lags_ms,
+                end: frame,
+            };
+        }
+        numbers.push(frame["number"].as_i64().unwrap());
+        let text = frame["text"].as_str().unwrap_or_default().to_string();
+        if let Some(gate) = gate.as_ref().filter(|_| text == "line-200") {
+            std::fs::write(gate, "open").unwrap();
+        }
+        if let Some(stamp) = text.split(' ').nth(1).and_then(|s| s.parse::<i64>().ok()) {
+            lags_ms.push((now_ns() - stamp) as f64 / 1e6);
+        }
+        texts.push(text);
+    }
+}
+
 /// Follows on replica b a step run on replica a (by its in-process runner, or by a runner
 /// connected to a): every line once and in order, and the events, which b has no store
 /// to read back from. Prints how late the live lines arrived (a figure, not a check).
@@ -165,46 +219,25 @@ async fn follow_across_replicas(database: &str, remote_runner: bool) {
         );
         let build = queue_build(&store, &repo, &yaml).await;
         let number = build.build.number;
-        let mut logs = follow(
-            &viewer,
-            &format!("/api/repos/bin/follow/builds/{number}/steps/talk/logs/stream"),
-        )
-        .await;
-        let (mut numbers, mut texts, mut lags_ms) = (Vec::new(), Vec::new(), Vec::new());
-        let end = loop {
-            let Some(Ok(message)) = logs.next().await else {
-                panic!("the stream closed without an end frame");
-            };
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-            if frame["end"] == true {
-                break frame;
-            }
-            numbers.push(frame["number"].as_i64().unwrap());
-            let text = frame["text"].as_str().unwrap_or_default().to_string();
-            if text == "line-200" {
-                std::fs::write(&gate, "open").unwrap();
-            }
-            if let Some(stamp) = text.split(' ').nth(1).and_then(|s| s.parse::<i64>().ok()) {
-                lags_ms.push((now_ns() - stamp) as f64 / 1e6);
-            }
-            texts.push(text);
-        };
-        assert_eq!(end["status"], "success", "{end}");
-        let expected: Vec<i64> = (1..=numbers.len() as i64).collect();
-        assert_eq!(numbers, expected, "every line once, in order");
-        let lines: Vec<&String> = texts.iter().filter(|t| t.starts_with("line-")).collect();
-        assert_eq!(lines.len(), 400, "all 400 lines");
-        lags_ms.sort_by(f64::total_cmp);
-        let at = |q: f64| lags_ms[((lags_ms.len() - 1) as f64 * q) as usize];
+        let path = format!("/api/repos/bin/follow/builds/{number}/steps/talk/logs/stream");
+        // The same step followed on a, where it runs: the baseline of the lag figure.
+        let local = tokio::spawn(read_log_stream(follow(&runs_steps, &path).await, None));
+        let across = read_log_stream(follow(&viewer, &path).await, Some(gate.clone())).await;
+        let local = local.await.unwrap();
+        for followed in [&across, &local] {
+            assert_eq!(followed.end["status"], "success", "{}", followed.end);
+            let expected: Vec<i64> = (1..=followed.numbers.len() as i64).collect();
+            assert_eq!(followed.numbers, expected, "every line once, in order");
+            let lines = followed.texts.iter().filter(|t| t.starts_with("line-"));
+            assert_eq!(lines.count(), 400, "all 400 lines");
+        }
+        let (b, a) = (across.lags(), local.lags());
         eprintln!(
-            "live lines on b of a step run on a ({}): lag p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-            if remote_runner { "runner connected to a" } else { "a's in-process runner" },
-            at(0.5),
-            at(0.9),
-            at(1.0)
+            "live lines of a step run by {}: lag on b p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms; \
+             on a p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms; b/a at p50 {:.2}",
+            if remote_runner { "a runner connected to a" } else { "a's in-process runner" },
+            b[0], b[1], b[2], a[0], a[1], a[2],
+            b[0] / a[0].max(0.001)
         );
         let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
         let ran_on = step_named(&done, "talk").runner_id.clone().unwrap_or_default();
