@@ -2,6 +2,7 @@
 //! consecutive lines (see [`chunk`]).
 
 mod chunk;
+mod fast;
 
 use std::collections::HashSet;
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use sqlx::{FromRow, Postgres, QueryBuilder, Sqlite, Transaction};
 
 use self::chunk::{Chunk, chunks_of, stream_code};
+use self::fast::{FastBatch, verdict};
 use super::{PostgresStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
 use crate::logs::{AppendOutcome, LogCap, LogLine, LogStore, MAX_LOG_PAGE};
@@ -115,23 +117,22 @@ fn page_size(limit: u32) -> usize {
 }
 
 macro_rules! log_store_impl {
-    ($store:ty, $db:ty, $lock_step:literal, $before_insert:literal, $after_insert:literal) => {
+    ($store:ty, $db:ty, $before_insert:literal, $after_insert:literal) => {
         impl $store {
-            /// The step's usage (locked on Postgres) and the stored ranges that overlap
-            /// numbers `low..=high`, in one query.
+            /// The step's usage and the stored ranges that overlap numbers `low..=high`,
+            /// in one query (after `lock_step`).
             async fn usage_and_stored(
                 tx: &mut Transaction<'static, $db>,
                 step_id: i64,
                 low: i64,
                 high: i64,
             ) -> StoreResult<(UsageRow, StoredRanges)> {
-                let mut rows = sqlx::query_as::<_, UsageRow>(concat!(
+                let mut rows = sqlx::query_as::<_, UsageRow>(
                     "SELECT s.log_lines, s.log_bytes, s.log_truncated, c.first_number, \
                      c.last_number FROM steps s LEFT JOIN log_chunks c ON c.step_id = s.id \
                      AND c.last_number >= $2 AND c.first_number <= $3 WHERE s.id = $1 \
                      ORDER BY c.last_number",
-                    $lock_step
-                ))
+                )
                 .bind(step_id)
                 .bind(low)
                 .bind(high)
@@ -192,9 +193,13 @@ macro_rules! log_store_impl {
                 if lines.is_empty() {
                     return Ok(AppendOutcome::default());
                 }
+                if let Some(outcome) = self.append_fast(step_id, lines).await? {
+                    return Ok(outcome);
+                }
                 let low = lines.iter().map(|l| l.number).min().unwrap_or(0);
                 let high = lines.iter().map(|l| l.number).max().unwrap_or(0);
                 let mut tx = self.log_tx().await?;
+                Self::lock_step(&mut tx, step_id).await?;
                 let (usage, stored) = Self::usage_and_stored(&mut tx, step_id, low, high).await?;
                 let plan = plan_append(lines, &stored, &usage, &self.log_cap);
                 if plan.keep.is_empty() && plan.notice.is_none() {
@@ -254,19 +259,27 @@ macro_rules! log_store_impl {
 
 // The insert and the usage update go in one query: two statements on SQLite, a
 // data-modifying `WITH` on Postgres (which takes one statement per query with parameters).
-log_store_impl!(SqliteStore, Sqlite, "", "", "; ");
-log_store_impl!(
-    PostgresStore,
-    Postgres,
-    " FOR UPDATE OF s",
-    "WITH inserted AS (",
-    ") "
-);
+log_store_impl!(SqliteStore, Sqlite, "", "; ");
+log_store_impl!(PostgresStore, Postgres, "WITH inserted AS (", ") ");
 
 impl SqliteStore {
     /// A log write: the same `BEGIN IMMEDIATE` as every write.
     async fn log_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         self.write_tx().await
+    }
+
+    /// Nothing to lock: `BEGIN IMMEDIATE` already holds the database's write lock.
+    async fn lock_step(_tx: &mut Transaction<'static, Sqlite>, _step_id: i64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// No one-round-trip append on SQLite: every batch takes the exact path.
+    async fn append_fast(
+        &self,
+        _step_id: i64,
+        _lines: &[LogLine],
+    ) -> StoreResult<Option<AppendOutcome>> {
+        Ok(None)
     }
 }
 
@@ -282,6 +295,52 @@ impl PostgresStore {
             .pool
             .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
             .await?)
+    }
+
+    /// Locks the step's row for the transaction, in a statement of its own: the next
+    /// statement's snapshot is taken once the lock is granted, so it sees the chunks of
+    /// every append that held the lock before (a lock taken by the query that also reads
+    /// the chunks would read them as they were before it waited, and two overlapping
+    /// retries could both store their lines).
+    async fn lock_step(tx: &mut Transaction<'static, Postgres>, step_id: i64) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM steps WHERE id = $1 FOR UPDATE")
+            .bind(step_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The batch in one round trip when it holds only new lines within the cap (see
+    /// [`fast`]); `None` when the exact path must decide.
+    async fn append_fast(
+        &self,
+        step_id: i64,
+        lines: &[LogLine],
+    ) -> StoreResult<Option<AppendOutcome>> {
+        let Some(batch) = FastBatch::of(lines, &self.log_cap) else {
+            return Ok(None);
+        };
+        let columns = batch.columns();
+        let answer: String = sqlx::query_scalar(
+            "SELECT gantry_append_log_chunks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13)",
+        )
+        .bind(step_id)
+        .bind(batch.lines)
+        .bind(batch.bytes)
+        .bind(self.log_cap.max_lines)
+        .bind(self.log_cap.max_bytes)
+        .bind(batch.low)
+        .bind(batch.high)
+        .bind(&columns.first_numbers)
+        .bind(&columns.last_numbers)
+        .bind(&columns.streams)
+        .bind(&columns.elapsed_ms)
+        .bind(&columns.text_ends)
+        .bind(&columns.texts)
+        .fetch_one(&self.pool)
+        .await?;
+        verdict(step_id, &answer, &batch)
     }
 }
 

@@ -79,6 +79,36 @@ pub async fn log_appends_are_idempotent_and_ordered(h: Arc<Harness>) {
     let error = store.append_logs(step, &odd_stream).await.unwrap_err();
     assert!(error.to_string().contains("stdin"), "{error}");
     pages_are_exact_across_batches_and_gaps(store).await;
+    concurrent_overlapping_retries_store_each_line_once(&h).await;
+}
+
+/// Six senders append the same 3,000 lines at once, each cutting its batches at other
+/// places (as retries after a timeout can): each line is stored by exactly one of them.
+async fn concurrent_overlapping_retries_store_each_line_once(h: &Arc<Harness>) {
+    let step = step_of_repo(h.store.as_ref(), "retries").await;
+    let mut senders = Vec::new();
+    for sender in 0..6i64 {
+        let store = h.store.clone();
+        senders.push(tokio::spawn(async move {
+            let size = 97 + sender * 131;
+            let mut stored = 0;
+            let mut first = 0;
+            while first < 3_000 {
+                let last = (first + size).min(3_000);
+                let batch = lines(first..last, &format!("from {sender}"));
+                stored += store.append_logs(step, &batch).await.unwrap().stored;
+                first = last;
+            }
+            stored
+        }));
+    }
+    let mut stored = 0;
+    for sender in senders {
+        stored += sender.await.unwrap();
+    }
+    assert_eq!(stored, 3_000, "each line stored by one sender");
+    let all = h.store.read_logs(step, None, 10_000).await.unwrap();
+    assert_eq!(numbers(&all), (0..3_000).collect::<Vec<_>>());
 }
 
 /// Runner-sized batches, a gap filled later and a retry straddling stored lines: every
