@@ -50,7 +50,7 @@ pub use deliveries::DeliveryStore;
 pub use error::{StoreError, StoreResult};
 pub use logs::{AppendOutcome, LogCap, LogLine, LogStore, MAX_LOG_PAGE};
 pub use notify::{MAX_NOTIFY_PAYLOAD, NOTIFY_CHANNEL, Notification, NotifyListener, NotifyStore};
-pub use preparing::{Preparation, PreparationStore, PreparingBuild};
+pub use preparing::{Preparation, PreparationClaim, PreparationStore, PreparingBuild};
 pub use queue::{QueueItem, QueueState, QueueStore, RequeueOutcome, labels_fit};
 pub use recovery::{InterruptedBuild, InterruptedStep, Recovered, RecoveryRequest, RecoveryStore};
 pub use repos::{

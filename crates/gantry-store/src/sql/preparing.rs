@@ -9,14 +9,41 @@ use super::{PostgresStore, SqliteStore};
 use crate::builds::{Build, NewBuild};
 use crate::deliveries::check_delivery_id;
 use crate::error::{StoreError, StoreResult};
-use crate::preparing::{Preparation, PreparationStore, PreparingBuild};
+use crate::preparing::{Preparation, PreparationClaim, PreparationStore, PreparingBuild};
 use crate::status::RunStatus;
+use crate::time::Millis;
 
 #[derive(FromRow)]
 struct PreparingRow {
     #[sqlx(flatten)]
     build: BuildRow,
     facts: String,
+    attempts: i64,
+    claimed_by: Option<String>,
+    claimed_until: i64,
+}
+
+impl PreparingRow {
+    fn into_preparing(self) -> StoreResult<PreparingBuild> {
+        Ok(PreparingBuild {
+            build: self.build.into_build()?,
+            trigger: self.facts,
+            attempts: self.attempts,
+            claimed_by: self.claimed_by,
+            claimed_until: self.claimed_until,
+        })
+    }
+}
+
+/// The columns of a [`PreparingRow`], from `build_triggers t` joined with `builds`.
+macro_rules! preparing_select {
+    () => {
+        concat!(
+            "SELECT t.facts, t.attempts, t.claimed_by, t.claimed_until, ",
+            build_columns!(),
+            " FROM build_triggers t JOIN builds ON builds.id = t.build_id"
+        )
+    };
 }
 
 fn check_hook_build(build: &NewBuild) -> StoreResult<()> {
@@ -112,21 +139,12 @@ macro_rules! preparation_store_impl {
 
             async fn preparing_builds(&self) -> StoreResult<Vec<PreparingBuild>> {
                 let rows = sqlx::query_as::<_, PreparingRow>(concat!(
-                    "SELECT t.facts, ",
-                    build_columns!(),
-                    " FROM build_triggers t JOIN builds ON builds.id = t.build_id \
-                     ORDER BY t.build_id"
+                    preparing_select!(),
+                    " ORDER BY t.build_id"
                 ))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.into_iter()
-                    .map(|row| {
-                        Ok(PreparingBuild {
-                            build: row.build.into_build()?,
-                            trigger: row.facts,
-                        })
-                    })
-                    .collect()
+                rows.into_iter().map(PreparingRow::into_preparing).collect()
             }
 
             async fn finish_preparation(
@@ -155,6 +173,97 @@ macro_rules! preparation_store_impl {
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn claim_preparation(
+                &self,
+                build_id: i64,
+                claim: &PreparationClaim,
+            ) -> StoreResult<Option<i64>> {
+                // The condition is checked again on the locked row, so of two replicas
+                // claiming at once only one sees a row come back.
+                let attempts: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE build_triggers SET claimed_by = $2, claimed_until = $3, \
+                     attempts = attempts + 1 WHERE build_id = $1 AND claimed_until <= $4 \
+                     RETURNING attempts",
+                )
+                .bind(build_id)
+                .bind(&claim.claimer)
+                .bind(claim.until)
+                .bind(claim.now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(attempts.map(|(n,)| n))
+            }
+
+            async fn claim_stale_preparations(
+                &self,
+                claim: &PreparationClaim,
+                reclaim_own: bool,
+                limit: i64,
+            ) -> StoreResult<Vec<PreparingBuild>> {
+                let own = reclaim_own.then_some(claim.claimer.as_str());
+                let mut tx = self.write_tx().await?;
+                let mut taken: Vec<(i64,)> = sqlx::query_as(
+                    "UPDATE build_triggers SET claimed_by = $1, claimed_until = $2, \
+                     attempts = attempts + 1 \
+                     WHERE (claimed_until <= $3 OR claimed_by = $4) AND build_id IN \
+                     (SELECT build_id FROM build_triggers \
+                      WHERE claimed_until <= $3 OR claimed_by = $4 \
+                      ORDER BY build_id LIMIT $5) \
+                     RETURNING build_id",
+                )
+                .bind(&claim.claimer)
+                .bind(claim.until)
+                .bind(claim.now)
+                .bind(own)
+                .bind(limit.max(0))
+                .fetch_all(&mut *tx)
+                .await?;
+                taken.sort_unstable();
+                let mut claimed = Vec::with_capacity(taken.len());
+                for (build_id,) in taken {
+                    let row = sqlx::query_as::<_, PreparingRow>(concat!(
+                        preparing_select!(),
+                        " WHERE t.build_id = $1"
+                    ))
+                    .bind(build_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    claimed.push(row.into_preparing()?);
+                }
+                tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn renew_preparation(
+                &self,
+                build_id: i64,
+                claimer: &str,
+                until: Millis,
+            ) -> StoreResult<bool> {
+                let renewed = sqlx::query(
+                    "UPDATE build_triggers SET claimed_until = $3 \
+                     WHERE build_id = $1 AND claimed_by = $2 AND claimed_until > 0",
+                )
+                .bind(build_id)
+                .bind(claimer)
+                .bind(until)
+                .execute(&self.pool)
+                .await?;
+                Ok(renewed.rows_affected() == 1)
+            }
+
+            async fn release_preparation(&self, build_id: i64, claimer: &str) -> StoreResult<bool> {
+                let released = sqlx::query(
+                    "UPDATE build_triggers SET claimed_until = 0 \
+                     WHERE build_id = $1 AND claimed_by = $2",
+                )
+                .bind(build_id)
+                .bind(claimer)
+                .execute(&self.pool)
+                .await?;
+                Ok(released.rows_affected() == 1)
             }
         }
     };

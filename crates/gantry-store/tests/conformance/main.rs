@@ -68,4 +68,5 @@ conformance! {
     preparing::failed_preparation_ends_the_build_with_its_diagnostics,
     preparing::a_build_cancelled_while_preparing_gets_nothing_attached,
     preparing::hook_build_bad_input_is_a_clear_error_and_records_nothing,
+    preparing::a_preparation_is_claimed_once_and_taken_again_when_its_lease_ends,
 }

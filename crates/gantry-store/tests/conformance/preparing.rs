@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use gantry_store::{
-    BuildPage, NewBuild, Preparation, RecoveryRequest, RunStatus, StatusChange, Store, StoreError,
+    BuildPage, NewBuild, Preparation, PreparationClaim, RecoveryRequest, RunStatus, StatusChange,
+    Store, StoreError,
 };
 
 use crate::fixtures;
@@ -166,5 +167,128 @@ pub async fn hook_build_bad_input_is_a_clear_error_and_records_nothing(h: Arc<Ha
         store.preparing_builds().await.unwrap().len(),
         1,
         "still preparing"
+    );
+}
+
+fn claim(claimer: &str, now: i64, until: i64) -> PreparationClaim {
+    PreparationClaim {
+        claimer: claimer.to_string(),
+        now,
+        until,
+    }
+}
+
+pub async fn a_preparation_is_claimed_once_and_taken_again_when_its_lease_ends(h: Arc<Harness>) {
+    let store = h.store.as_ref();
+    let repo = fixtures::repo(store, "app").await;
+    let first = record(store, repo.id, "d-1").await.unwrap();
+    let second = record(store, repo.id, "d-2").await.unwrap();
+    let unclaimed = store.preparing_builds().await.unwrap();
+    assert_eq!((unclaimed[0].attempts, unclaimed[0].claimed_until), (0, 0));
+
+    // Of two replicas claiming the same build, one wins.
+    let a = claim("replica-a", 1_000, 61_000);
+    assert_eq!(
+        store.claim_preparation(first.id, &a).await.unwrap(),
+        Some(1)
+    );
+    let b = claim("replica-b", 1_001, 61_001);
+    assert_eq!(store.claim_preparation(first.id, &b).await.unwrap(), None);
+    // b's sweep takes only the unclaimed one; a second sweep finds nothing.
+    let swept = store.claim_stale_preparations(&b, false, 10).await.unwrap();
+    let ids: Vec<i64> = swept.iter().map(|p| p.build.id).collect();
+    assert_eq!(ids, [second.id]);
+    assert_eq!(swept[0].claimed_by.as_deref(), Some("replica-b"));
+    assert_eq!((swept[0].attempts, swept[0].claimed_until), (1, 61_001));
+    assert_eq!(swept[0].trigger, FACTS);
+    assert!(
+        store
+            .claim_stale_preparations(&b, false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A restarted a takes back its own claim before its lease ends; b cannot renew a's.
+    let a_again = claim("replica-a", 2_000, 62_000);
+    let own = store
+        .claim_stale_preparations(&a_again, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        own.iter().map(|p| p.build.id).collect::<Vec<_>>(),
+        [first.id]
+    );
+    assert_eq!(own[0].attempts, 2);
+    assert!(
+        !store
+            .renew_preparation(first.id, "replica-b", 90_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .renew_preparation(first.id, "replica-a", 90_000)
+            .await
+            .unwrap()
+    );
+
+    // a dies: once its lease ends, b's sweep takes the build.
+    let late = claim("replica-b", 90_001, 150_001);
+    let taken = store
+        .claim_stale_preparations(&late, false, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|p| p.build.id).collect::<Vec<_>>(),
+        [first.id]
+    );
+    assert_eq!(taken[0].attempts, 3);
+    assert!(
+        !store
+            .renew_preparation(first.id, "replica-a", 200_000)
+            .await
+            .unwrap()
+    );
+
+    // A failed attempt releases the claim: the next sweep retries at once.
+    assert!(
+        !store
+            .release_preparation(second.id, "replica-a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .release_preparation(second.id, "replica-b")
+            .await
+            .unwrap()
+    );
+    let retried = store.claim_stale_preparations(&a, false, 10).await.unwrap();
+    assert_eq!(
+        retried.iter().map(|p| p.build.id).collect::<Vec<_>>(),
+        [second.id]
+    );
+    assert_eq!(retried[0].attempts, 2);
+
+    // A prepared build has no trigger left to claim.
+    assert!(
+        store
+            .finish_preparation(first.id, &preparation(RunStatus::Pending, 1))
+            .await
+            .unwrap()
+    );
+    let after = claim("replica-c", 500_000, 560_000);
+    assert_eq!(
+        store.claim_preparation(first.id, &after).await.unwrap(),
+        None
+    );
+    let rest = store
+        .claim_stale_preparations(&after, false, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|p| p.build.id).collect::<Vec<_>>(),
+        [second.id]
     );
 }
