@@ -148,7 +148,7 @@ fn merge_lines(
                 step: other,
                 first,
                 last: end,
-            }) if other == *step && first == *last + 1 => *last = end,
+            }) if other == *step && first == last.saturating_add(1) => *last = end,
             Ok(other) => {
                 *next = Some(other);
                 break;
@@ -290,7 +290,8 @@ async fn deliver(state: &AppState, message: Relayed, received: &Received) {
 async fn deliver_lines(state: &AppState, step: i64, first: i64, last: i64) {
     let mut after = first.saturating_sub(1);
     while after < last && state.live.follows_step(step) {
-        let page = u32::try_from(last - after).map_or(MAX_LOG_PAGE, |n| n.min(MAX_LOG_PAGE));
+        let page =
+            u32::try_from(last.saturating_sub(after)).map_or(MAX_LOG_PAGE, |n| n.min(MAX_LOG_PAGE));
         let lines = match state.store.read_logs(step, Some(after), page).await {
             Ok(lines) => lines,
             Err(error) => {
