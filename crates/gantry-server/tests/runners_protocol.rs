@@ -223,11 +223,26 @@ async fn only_runner_tokens_connect_and_other_versions_are_refused() {
             other => panic!("expected a refusal, got {other:?}"),
         }
 
-        let (_, welcome) = connect(&server, &runner, vec![]).await;
+        let (_socket, welcome) = connect(&server, &runner, vec![]).await;
         assert_eq!(
             welcome.runner_id,
             format!("runner:{id}"),
             "the id comes from the token"
+        );
+        // The runner is listed once its session started (just after the welcome).
+        let mut listed = list_runners(&server, ADMIN).await;
+        while listed.1.as_array().is_some_and(Vec::is_empty) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            listed = list_runners(&server, ADMIN).await;
+        }
+        assert_eq!(listed.0, 200);
+        assert_eq!(listed.1[0]["runner_id"], format!("runner:{id}"));
+        assert_eq!(listed.1[0]["name"], "hand");
+        let (_, user) = token(&server, "u", TokenRole::User).await;
+        assert_eq!(
+            list_runners(&server, &user).await.0,
+            403,
+            "only admins list runners"
         );
         server
             .state()
@@ -416,4 +431,17 @@ async fn work_no_connected_runner_can_take_says_which_runner_it_waits_for() {
         server.shutdown().await;
     })
     .await;
+}
+
+/// `GET /api/runners` with a token: status and answer.
+async fn list_runners(server: &Server, bearer: &str) -> (u16, serde_json::Value) {
+    let url = format!("http://{}/api/runners", server.addr());
+    let answer = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or_default())
 }

@@ -27,7 +27,7 @@ use gantry_store::{TokenRole, now_ms};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use registry::{Presence, Registry, annotate_waiting, waiting_for};
+pub use registry::{ConnectedRunner, Presence, Registry, annotate_waiting, waiting_for};
 
 /// The lease of remote runners' work, in milliseconds (heartbeats extend it).
 pub const LEASE_MS: i64 = gantry_proto::DEFAULT_LEASE_MS as i64;
@@ -39,7 +39,18 @@ const IDLE_REQUEUE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The routes of the runner protocol.
 pub fn routes() -> Router<AppState> {
-    Router::new().route(CONNECT_PATH, get(connect))
+    Router::new()
+        .route(CONNECT_PATH, get(connect))
+        .route("/api/runners", get(list))
+}
+
+/// `GET /api/runners` (admin): the runners connected to this server now.
+async fn list(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+) -> Result<axum::Json<Vec<ConnectedRunner>>, ApiError> {
+    crate::auth::require_admin(&principal)?;
+    Ok(axum::Json(state.runners.list()))
 }
 
 /// A verified runner token: who the connection is, whatever the runner later says.

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use gantry_store::{BuildDetail, RunStatus, labels_fit};
+use gantry_store::{BuildDetail, Millis, RunStatus, labels_fit};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::hello::describe_labels;
@@ -14,10 +15,25 @@ use crate::state::AppState;
 
 type Labels = BTreeMap<String, String>;
 
+/// A connected runner, as `GET /api/runners` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectedRunner {
+    /// `runner:<token id>`.
+    pub runner_id: String,
+    /// The name it gave.
+    pub name: String,
+    /// Its labels.
+    pub labels: Labels,
+    /// Workflows at once.
+    pub capacity: usize,
+    /// Connected since (unix milliseconds).
+    pub connected_at: Millis,
+}
+
 /// Connected runners (of this server process), by connection.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    connected: Arc<Mutex<HashMap<u64, Labels>>>,
+    connected: Arc<Mutex<HashMap<u64, ConnectedRunner>>>,
     next: Arc<AtomicU64>,
     /// When a runner last disconnected.
     last_left: Arc<Mutex<Option<Instant>>>,
@@ -39,16 +55,16 @@ impl Drop for Presence {
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Labels>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, ConnectedRunner>> {
         self.connected
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a connected runner until the returned presence is dropped.
-    pub fn join(&self, labels: Labels) -> Presence {
+    pub fn join(&self, runner: ConnectedRunner) -> Presence {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(key, labels);
+        self.lock().insert(key, runner);
         Presence {
             registry: self.clone(),
             key,
@@ -58,6 +74,13 @@ impl Registry {
     /// Runners connected now.
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The runners connected now, longest connected first.
+    pub fn list(&self) -> Vec<ConnectedRunner> {
+        let mut runners: Vec<ConnectedRunner> = self.lock().values().cloned().collect();
+        runners.sort_by(|a, b| (a.connected_at, &a.runner_id).cmp(&(b.connected_at, &b.runner_id)));
+        runners
     }
 
     /// True while a runner is connected, or one left less than `window` ago (its work
@@ -73,7 +96,7 @@ impl Registry {
     fn any_fits(&self, required: &Labels) -> bool {
         self.lock()
             .values()
-            .any(|labels| labels_fit(required, labels))
+            .any(|runner| labels_fit(required, &runner.labels))
     }
 }
 

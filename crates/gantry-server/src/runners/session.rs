@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::assignment::{self, Held};
 use super::greet::{self, next_text};
 use super::hello::{self, RunnerInfo};
+use super::registry::ConnectedRunner;
 use super::{LEASE_MS, RunnerCredential};
 use crate::live::{EventKind, LiveEvent};
 use crate::state::AppState;
@@ -50,7 +51,13 @@ pub async fn run(state: AppState, credential: RunnerCredential, socket: WebSocke
     let runner_id = credential.runner_id.clone();
     match greet::greet(&state, &credential, &mut stream, &out).await {
         Some(mut session) => {
-            let _presence = state.runners.join(session.runner.labels.clone());
+            let _presence = state.runners.join(ConnectedRunner {
+                runner_id: runner_id.clone(),
+                name: session.runner.name.clone(),
+                labels: session.runner.labels.clone(),
+                capacity: session.runner.capacity,
+                connected_at: now_ms(),
+            });
             tracing::info!(runner.id = %runner_id, runner.name = %session.runner.name, runner.labels = %hello::describe_labels(&session.runner.labels), "runner connected");
             session.serve(&mut stream).await;
             tracing::info!(runner.id = %runner_id, held = session.held.len(), "runner disconnected; its leases run on");
