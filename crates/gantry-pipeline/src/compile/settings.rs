@@ -70,11 +70,15 @@ fn json(setting: &Setting, text: &mut dyn FnMut(&Sp<String>) -> String) -> serde
         },
         Setting::Null | Setting::Secret(_) => Value::Null,
         Setting::List(items) => Value::Array(items.iter().map(|i| json(i, text)).collect()),
-        Setting::Map(entries) => Value::Object(
-            entries
+        Setting::Map(entries) => {
+            // Rendered in source order (so problems are reported in that order), then keys
+            // sorted as Drone's Go encoder does, whatever map order serde_json is built with.
+            let mut pairs: Vec<(String, Value)> = entries
                 .iter()
                 .map(|(k, v)| (k.clone(), json(v, text)))
-                .collect(),
-        ),
+                .collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(pairs.into_iter().collect())
+        }
     }
 }
