@@ -1,6 +1,7 @@
 //! The hook hand-off is durable: the build exists as soon as the hook is answered, before
 //! its pipeline is read, and a server that stops before reading it prepares it at its next
-//! start. The git fetch is held by a git server that accepts and never answers.
+//! start; one whose preparer died is taken by another server's sweep without a restart.
+//! The git fetch is held by a git server that accepts and never answers.
 
 mod api_support;
 
@@ -184,6 +185,84 @@ async fn a_build_cancelled_while_it_is_prepared_gets_no_steps() {
                 .unwrap()
                 .is_empty()
         );
+        server.stop().await;
+    })
+    .await;
+}
+
+/// The trigger facts a push hook records for `sha` on `main`.
+fn push_trigger(sha: &str) -> String {
+    let trigger = gantry_server::builds::Trigger {
+        event: gantry_store::BuildEvent::Push,
+        git_ref: "refs/heads/main".into(),
+        branch: "main".into(),
+        tag: String::new(),
+        sha: sha.into(),
+        before: String::new(),
+        message: "a change".into(),
+        author: "dev".into(),
+        sender: "dev".into(),
+        pull_request: None,
+        link: String::new(),
+        parent_id: None,
+        deploy_target: None,
+    };
+    serde_json::to_string(&trigger).unwrap()
+}
+
+#[tokio::test]
+async fn a_hook_build_whose_preparer_died_is_taken_by_the_sweep_without_a_restart() {
+    timed(async {
+        let server = TestServer::start().await;
+        let git = tempfile::tempdir().unwrap();
+        let (url, sha) = git_repo(git.path(), &[(".pipeline.yml", PIPELINE)]);
+        server.add_repo("acme", "app", &url, false).await;
+        let store = &server.state().store;
+        let repo_id = store.repo_by_name("acme", "app").await.unwrap().unwrap().id;
+        // Another replica recorded the hook, claimed its preparation and vanished: its
+        // claim's lease is over.
+        let now = gantry_store::now_ms();
+        let build = gantry_store::NewBuild {
+            repo_id,
+            event: gantry_store::BuildEvent::Push,
+            git_ref: "refs/heads/main".into(),
+            sha: sha.clone(),
+            before: String::new(),
+            message: "a change".into(),
+            author: "dev".into(),
+            sender: "dev".into(),
+            status: gantry_store::RunStatus::Pending,
+            error: None,
+            parent_id: None,
+            deploy_target: None,
+            diagnostics: None,
+            created_at: now,
+        };
+        let recorded = store
+            .record_hook_build("d-gone", &build, &push_trigger(&sha))
+            .await
+            .unwrap()
+            .expect("a new delivery");
+        let gone = gantry_store::PreparationClaim {
+            claimer: "server:gone-replica:0".into(),
+            now,
+            until: now - 1,
+        };
+        let attempts = store.claim_preparation(recorded.id, &gone).await.unwrap();
+        assert_eq!(attempts, Some(1));
+
+        // The running server's sweep prepares it; nothing restarts.
+        let build = server.wait_for_build("acme/app", 1).await;
+        assert_eq!(build["status"], "pending", "{build}");
+        let steps: Vec<&str> = build["workflows"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["clone", "test"]);
+        assert_eq!(store.list_pending().await.unwrap().len(), 1);
+        assert!(store.preparing_builds().await.unwrap().is_empty());
         server.stop().await;
     })
     .await;
