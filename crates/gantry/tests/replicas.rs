@@ -32,6 +32,8 @@ fn fresh_database(name: &str) -> Option<String> {
             return None;
         }
     };
+    // Unique also on a shared server (`GANTRY_TEST_POSTGRES_URL`) used run after run.
+    let name = format!("{name}_{}_{}", std::process::id(), now_ns());
     let created = Command::new("psql")
         .arg(&admin)
         .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
