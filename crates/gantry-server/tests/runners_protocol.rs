@@ -389,6 +389,90 @@ async fn sec_05_statuses_move_forward_and_resent_messages_are_stored_once() {
     .await;
 }
 
+/// Runner A's lease ends and its work goes to runner B; A then sends `stale` (its first
+/// message since): it is refused and changes nothing. Returns the server, the build, the
+/// step, the assignment and B's socket for the caller's checks.
+async fn stale_holder_sends(
+    stale: impl Fn(AssignmentId) -> RunnerMessage,
+) -> (Server, tempfile::TempDir, i64, i64, AssignmentId, Socket) {
+    let (server, dir) = start().await;
+    let (build_id, step_id) = queue_build(&server, PIPELINE).await;
+    let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+    let (id_b, token_b) = token(&server, "b", TokenRole::Runner).await;
+    let (mut a, _) = connect(&server, &token_a, vec![]).await;
+    let ServerMessage::Assign(assign) = next(&mut a).await else {
+        panic!("an assignment for A")
+    };
+    let id = assign.assignment;
+    send(&mut a, &update(id, 1, StepState::Running)).await;
+    assert!(matches!(next(&mut a).await, ServerMessage::Ack(_)));
+
+    // A's lease ends (as if it went quiet) and B claims the work.
+    let store = &server.state().store;
+    let later = now_ms() + 3_600_000;
+    let outcome = store.requeue_expired(later, 5).await.unwrap();
+    assert_eq!(outcome.requeued.len(), 1, "A's item is requeued");
+    server.state().live.announce_work();
+    let (mut b, _) = connect(&server, &token_b, vec![]).await;
+    let ServerMessage::Assign(again) = next(&mut b).await else {
+        panic!("the requeued work for B")
+    };
+    assert_eq!(again.assignment, id);
+
+    send(&mut a, &stale(id)).await;
+    match next(&mut a).await {
+        ServerMessage::Error(error) => assert!(
+            error.message.contains("no longer held by this runner"),
+            "{}",
+            error.message
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let held = store.claimed_item(id, &format!("runner:{id_b}")).await;
+    assert!(held.unwrap().is_some(), "the work is still B's");
+    (server, dir, build_id, step_id, id, b)
+}
+
+#[tokio::test]
+async fn sec_05_a_runner_whose_lease_ended_cannot_log_into_the_new_holders_work() {
+    within("stale logs", async {
+        let stale = |id| logs(id, 2, "build", &["stale"]);
+        let (server, _dir, _, step_id, id, mut b) = stale_holder_sends(stale).await;
+        let store = &server.state().store;
+        assert!(store.read_logs(step_id, None, 0).await.unwrap().is_empty());
+        // B's first line gets number 1, as if A had never written.
+        send(&mut b, &logs(id, 1, "build", &["from b"])).await;
+        assert!(matches!(next(&mut b).await, ServerMessage::Ack(_)));
+        let lines = store.read_logs(step_id, None, 0).await.unwrap();
+        let stored: Vec<(i64, &str)> = lines.iter().map(|l| (l.number, l.text.as_str())).collect();
+        assert_eq!(stored, [(1, "from b")]);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sec_05_a_runner_whose_lease_ended_cannot_finish_the_new_holders_work() {
+    within("stale done", async {
+        let stale = |id| {
+            RunnerMessage::Done(Done {
+                assignment: id,
+                seq: 2,
+                outcome: Outcome::Success,
+                error: None,
+            })
+        };
+        let (server, _dir, build_id, _, _, _b) = stale_holder_sends(stale).await;
+        let detail = (server.state().store.build_by_id(build_id).await)
+            .unwrap()
+            .unwrap();
+        assert!(!detail.workflows[0].workflow.status.is_terminal());
+        assert!(!detail.build.status.is_terminal());
+        server.shutdown().await;
+    })
+    .await;
+}
+
 /// The `waiting_for` of the build's first workflow, as the API shows it.
 async fn waiting_for(server: &Server) -> Option<String> {
     let url = format!("http://{}/api/repos/o/r/builds/1", server.addr());

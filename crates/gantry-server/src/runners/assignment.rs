@@ -279,8 +279,34 @@ impl Held {
         Ok(())
     }
 
-    /// Records how the assignment ended and completes its queue item.
-    pub async fn finish(&self, state: &AppState, outcome: Outcome, error: Option<String>) {
+    /// Completes the queue item and records how the assignment ended; refused (nothing
+    /// stored) when the runner no longer holds the item.
+    pub async fn finish(
+        &self,
+        state: &AppState,
+        outcome: Outcome,
+        error: Option<String>,
+    ) -> Result<(), String> {
+        // Completing first: only the holder's completion succeeds, so a runner whose lease
+        // ended between the lease check and here cannot end another runner's workflow.
+        let runner_id = &self.target.runner_id;
+        match state.store.complete(self.item.id, runner_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "assignment {} is no longer held by this runner ({runner_id}): its lease \
+                     ended or the build was cancelled; its outcome was not stored",
+                    self.id()
+                ));
+            }
+            Err(error) => {
+                tracing::error!(queue.item = self.item.id, error = %error, "completing a queue item failed");
+                return Err(format!(
+                    "the server could not complete assignment {}: {error}; send it again",
+                    self.id()
+                ));
+            }
+        }
         let (status, error) = match (outcome, &self.stop_reason) {
             (Outcome::Success, _) => (RunStatus::Success, None),
             (Outcome::Failure, _) => (RunStatus::Failure, None),
@@ -292,10 +318,7 @@ impl Held {
             ),
         };
         finish::finish_workflow(state, &self.target, status, error).await;
-        let runner_id = &self.target.runner_id;
-        if let Err(error) = state.store.complete(self.item.id, runner_id).await {
-            tracing::error!(queue.item = self.item.id, error = %error, "completing a queue item failed");
-        }
+        Ok(())
     }
 }
 

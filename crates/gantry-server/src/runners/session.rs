@@ -253,18 +253,23 @@ impl Session {
                 }))
                 .await;
         }
-        if matches!(message, RunnerMessage::StepUpdate(_)) && !self.still_holds(id).await {
+        // Every message, not only step updates: a runner whose lease ended (its work
+        // handed to another runner) must not log into or finish that runner's work.
+        if !self.still_holds(id).await {
             return;
         }
         let result = match &message {
-            RunnerMessage::Done(done) => {
-                if let Some(held) = self.held.remove(&id) {
-                    held.finish(&self.state, done.outcome, done.error.clone())
-                        .await;
-                    tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
+            RunnerMessage::Done(done) => match self.held.remove(&id) {
+                Some(held) => {
+                    let finished = held.finish(&self.state, done.outcome, done.error.clone());
+                    let result = finished.await;
+                    if result.is_ok() {
+                        tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
+                    }
+                    result
                 }
-                Ok(())
-            }
+                None => Ok(()),
+            },
             _ => self.store_update(id, &message).await,
         };
         match result {
