@@ -11,7 +11,9 @@ use gantry_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::run::plan::{NETRC_MACHINE_SECRET, NETRC_PASSWORD_SECRET, NETRC_USERNAME_SECRET};
+use crate::run::plan::{
+    NETRC_MACHINE_SECRET, NETRC_PASSWORD_SECRET, NETRC_USERNAME_SECRET, mark_pull_request_origin,
+};
 use crate::state::AppState;
 
 /// The pipeline file read when the repository keeps the default and has no `.pipeline.yml`.
@@ -136,7 +138,13 @@ pub async fn prepare(
         secrets,
     )
     .await;
-    let prepared = compile(&config.path, &config.text, &ctx, sha);
+    let prepared = compile(
+        &config.path,
+        &config.text,
+        &ctx,
+        sha,
+        pull_request_origin(trigger),
+    );
     tracing::debug!(
         repo = %repo.full_name(),
         prepare.git_ms = git_done.duration_since(started).as_secs_f64() * 1000.0,
@@ -189,8 +197,21 @@ fn config_names(repo: &Repo) -> Vec<String> {
     }
 }
 
-/// Compiles the file and shapes the outcome.
-pub fn compile(file: &str, text: &str, ctx: &CompileContext, sha: String) -> Prepared {
+/// For a pull request: whether its head comes from a fork (unknown counts as a fork).
+fn pull_request_origin(trigger: &Trigger) -> Option<bool> {
+    (trigger.event == BuildEvent::PullRequest)
+        .then(|| trigger.pull_request.as_ref().is_none_or(|pr| pr.from_fork))
+}
+
+/// Compiles the file and shapes the outcome; `fork` (pull requests only) is recorded on the
+/// plans, which decides at run time whether the clone step gets credentials.
+pub fn compile(
+    file: &str,
+    text: &str,
+    ctx: &CompileContext,
+    sha: String,
+    fork: Option<bool>,
+) -> Prepared {
     match gantry_pipeline::compile(file, text, ctx) {
         Err(diagnostics) => Prepared {
             status: RunStatus::Error,
@@ -221,13 +242,20 @@ pub fn compile(file: &str, text: &str, ctx: &CompileContext, sha: String) -> Pre
                 sha,
             }
         }
-        Ok(compiled) => Prepared {
-            status: RunStatus::Pending,
-            error: None,
-            diagnostics: None,
-            workflows: compiled.plans.iter().map(workflow_of).collect(),
-            sha,
-        },
+        Ok(mut compiled) => {
+            if let Some(from_fork) = fork {
+                for plan in &mut compiled.plans {
+                    mark_pull_request_origin(plan, from_fork);
+                }
+            }
+            Prepared {
+                status: RunStatus::Pending,
+                error: None,
+                diagnostics: None,
+                workflows: compiled.plans.iter().map(workflow_of).collect(),
+                sha,
+            }
+        }
     }
 }
 

@@ -15,6 +15,10 @@ pub const NETRC_PASSWORD_SECRET: &str = "netrc_password";
 /// The host the credentials are for (default: the clone URL's host).
 pub const NETRC_MACHINE_SECRET: &str = "netrc_machine";
 
+/// Set on a pull request's clone step when the build is prepared: `true` when its head
+/// comes from a fork (or its origin is unknown), `false` when from the repository itself.
+pub const PULL_REQUEST_FORK_ENV: &str = "CI_PULL_REQUEST_FORK";
+
 /// What the clone step runs on the local backend: the same exact-SHA checkout the clone
 /// image does, with the host's git.
 const LOCAL_CLONE_SCRIPT: [&str; 3] = [
@@ -33,7 +37,8 @@ pub struct PreparedRun {
 }
 
 /// Reads and checks the stored plan, points its clone step at the configured image and
-/// gives it credentials for a private repository.
+/// gives it credentials for a private repository (never to a fork's pull request unless
+/// an admin trusts the repository).
 pub async fn prepare(
     state: &AppState,
     repo: &Repo,
@@ -49,7 +54,7 @@ pub async fn prepare(
     plan.validate()
         .map_err(|e| format!("the plan of workflow `{}` is unusable: {e}", workflow.name))?;
     let mut names = plan.secret_names();
-    if repo.private {
+    if gets_clone_credentials(repo.private, repo.trusted, &plan) {
         names.extend(
             [
                 NETRC_USERNAME_SECRET,
@@ -71,6 +76,27 @@ pub async fn prepare(
     let config = &state.config;
     adapt_clone_steps(&mut plan, config.backend, &config.clone_image, &secrets);
     Ok(PreparedRun { plan, secrets })
+}
+
+/// Records on a pull request plan's clone step where its head comes from.
+pub fn mark_pull_request_origin(plan: &mut Plan, from_fork: bool) {
+    for step in plan.steps.iter_mut().filter(|s| s.kind == StepKind::Clone) {
+        let origin = if from_fork { "true" } else { "false" };
+        step.environment
+            .insert(PULL_REQUEST_FORK_ENV.into(), origin.into());
+    }
+}
+
+/// Whether a run reads the clone credentials: a private repository's clone step gets them,
+/// except a fork's pull request, unless an admin trusts the repository (security rule 2).
+/// A pull request plan stored without its origin counts as a fork.
+fn gets_clone_credentials(private: bool, trusted: bool, plan: &Plan) -> bool {
+    let mut clones = plan.steps.iter().filter(|s| s.kind == StepKind::Clone);
+    let from_fork = |step: &gantry_pipeline::plan::Step| {
+        let env = |name: &str| step.environment.get(name).map(String::as_str);
+        env("CI_BUILD_EVENT") == Some("pull_request") && env(PULL_REQUEST_FORK_ENV) != Some("false")
+    };
+    private && clones.clone().next().is_some() && (trusted || !clones.any(from_fork))
 }
 
 /// Sets the clone image (Docker) or a host git checkout (local), plus netrc credentials.
@@ -188,6 +214,50 @@ mod tests {
         assert!(clone.commands.iter().any(|c| c.contains("git fetch")));
         assert!(clone.secrets.is_empty());
         assert!(!clone.environment.contains_key("CI_NETRC_MACHINE"));
+    }
+
+    fn pull_request_plan(origin: Option<bool>) -> Plan {
+        let ctx = gantry_pipeline::CompileContext {
+            repo: "o/r".into(),
+            repo_url: "https://git.example/o/r.git".into(),
+            event: "pull_request".into(),
+            git_ref: "refs/pull/7/head".into(),
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            pull_request: "7".into(),
+            ..Default::default()
+        };
+        let yaml = "steps:\n  - name: s\n    image: busybox\n    commands: [true]\n";
+        let mut plan = gantry_pipeline::compile(".pipeline.yml", yaml, &ctx)
+            .expect("compiles")
+            .plans
+            .remove(0);
+        if let Some(from_fork) = origin {
+            mark_pull_request_origin(&mut plan, from_fork);
+        }
+        plan
+    }
+
+    #[test]
+    fn sec_02_a_forks_pull_request_gets_no_clone_credentials() {
+        let fork = pull_request_plan(Some(true));
+        assert_eq!(clone_step(&fork).environment[PULL_REQUEST_FORK_ENV], "true");
+        assert!(!gets_clone_credentials(true, false, &fork), "private, fork");
+        let unknown = pull_request_plan(None);
+        assert!(
+            !gets_clone_credentials(true, false, &unknown),
+            "a pull request of unknown origin counts as a fork"
+        );
+        // An admin's trust is the repository's opt-in; a public repository needs none.
+        assert!(gets_clone_credentials(true, true, &fork));
+        assert!(!gets_clone_credentials(false, true, &fork));
+        // The repository's own pull requests and pushes keep their credentials.
+        let own = pull_request_plan(Some(false));
+        assert!(gets_clone_credentials(true, false, &own));
+        assert!(gets_clone_credentials(true, false, &cloning_plan()));
+        // Without a clone step nothing needs them.
+        let mut no_clone = cloning_plan();
+        no_clone.steps.retain(|s| s.kind != StepKind::Clone);
+        assert!(!gets_clone_credentials(true, true, &no_clone));
     }
 
     #[test]
