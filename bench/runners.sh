@@ -65,5 +65,9 @@ if [ "${BENCH_POSTGRES:-1}" != 0 ]; then
 fi
 # A copy, so a rebuild during the run cannot change the binary under test.
 cp "$binary" "$root/gantry"
-echo "gantry at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (crates/ with uncommitted changes)')"
+if [ -n "${GANTRY_BIN:-}" ]; then
+  echo "gantry: $GANTRY_BIN"
+else
+  echo "gantry at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (crates/ with uncommitted changes)')"
+fi
 python3 bench/runners/bench.py "$root/gantry" "$root" "$pg_url" "${pg_bin:+$pg_bin/psql}"

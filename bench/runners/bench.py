@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from server_bench import make_repo, request, rss_kib  # noqa: E402
@@ -111,6 +110,13 @@ class Store:
         return [tuple(None if v == "" else v for v in line.split("\t"))
                 for line in out.splitlines() if line]
 
+    def ended_builds(self, repo):
+        """How many builds of a repository have ended."""
+        ended = ", ".join(f"'{status}'" for status in sorted(TERMINAL))
+        return int(self.rows(
+            "SELECT COUNT(*) FROM builds b JOIN repos r ON r.id = b.repo_id "
+            f"WHERE r.name = '{repo}' AND b.status IN ({ended})")[0][0])
+
     def workflows(self, repo):
         """Per queue item of a repository: id, enqueued, started, finished, status, runner."""
         rows = self.rows(
@@ -135,13 +141,6 @@ def api(base, method, path, body=None):
         body = json.dumps(body)
     _, data = request(base, method, path, body, headers)
     return json.loads(data) if data else None
-
-
-def finished_builds(base):
-    """Builds finished since the server started, from /metrics."""
-    _, text = request(base, "GET", "/metrics")
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.decode().splitlines()
-               if line.startswith("gantry_builds_finished_total"))
 
 
 def start_server(procs, binary, data_dir, database_url, remote):
@@ -222,17 +221,17 @@ class Sampler:
         return self.peak
 
 
-def drain(base, repo, count, timeout=900):
+def drain(base, store, repo, count, timeout=900):
     """Triggers `count` builds and waits until all ended; (seconds, trigger seconds)."""
-    done_before = finished_builds(base)
     t0 = time.perf_counter()
     trigger_all(base, repo, count)
     triggered = time.perf_counter() - t0
     end = time.time() + timeout
-    while finished_builds(base) - done_before < count:
+    # The store, not /metrics: on Postgres gantry_builds_finished_total misses builds.
+    while store.ended_builds(repo) < count:
         if time.time() > end:
             raise SystemExit(f"{count} builds did not end within {timeout} s")
-        time.sleep(0.05)
+        time.sleep(0.1)
     return time.perf_counter() - t0, triggered
 
 
@@ -295,12 +294,12 @@ def one_round(binary, root, name, database_url, store_of, remote):
         idle = {"server": rss_kib(server.pid),
                 "runners": [rss_kib(p.pid) for p, _ in runners]}
         sampler = Sampler([server.pid] + [p.pid for p, _ in runners])
-        wall, triggered = drain(base, "drain", BUILDS)
+        store = store_of(data)
+        wall, triggered = drain(base, store, "drain", BUILDS)
         peak = sampler.stop()
         hwm = {pid: rss_kib(pid, "VmHWM") for pid in peak}
         quiet(base, "quiet", QUIET_BUILDS)
         assigned = assign_times(runners) if remote else None
-        store = store_of(data)
         drain_rows, quiet_rows = store.workflows("drain"), store.workflows("quiet")
         return {
             "wall": wall, "triggered": triggered,
