@@ -203,6 +203,18 @@ macro_rules! preparation_store_impl {
                 limit: i64,
             ) -> StoreResult<Vec<PreparingBuild>> {
                 let own = reclaim_own.then_some(claim.claimer.as_str());
+                // A sweep usually finds nothing: look before taking the write lock.
+                let stale: Option<(i64,)> = sqlx::query_as(
+                    "SELECT build_id FROM build_triggers \
+                     WHERE claimed_until <= $1 OR claimed_by = $2 LIMIT 1",
+                )
+                .bind(claim.now)
+                .bind(own)
+                .fetch_optional(&self.pool)
+                .await?;
+                if stale.is_none() {
+                    return Ok(Vec::new());
+                }
                 let mut tx = self.write_tx().await?;
                 let mut taken: Vec<(i64,)> = sqlx::query_as(
                     "UPDATE build_triggers SET claimed_by = $1, claimed_until = $2, \
