@@ -473,6 +473,41 @@ async fn sec_05_a_runner_whose_lease_ended_cannot_finish_the_new_holders_work() 
     .await;
 }
 
+#[tokio::test]
+async fn an_assignment_over_the_frame_limit_ends_its_workflow_instead_of_being_sent() {
+    within("oversized assignment", async {
+        let (server, _dir) = start().await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: build\n    image: busybox\n    environment:\n      BIG:\n        from_secret: big\n    commands: [echo hi]\n";
+        let (build_id, _) = queue_build(&server, yaml).await;
+        let store = &server.state().store;
+        let repo_id = store.build_by_id(build_id).await.unwrap().unwrap().build.repo_id;
+        let value = gantry_store::SecretValue::new("x".repeat(5 * 1024 * 1024));
+        store.set_secret(repo_id, "big", &value, now_ms()).await.unwrap();
+        let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut a, _) = connect(&server, &token_a, vec![]).await;
+        let workflow = loop {
+            let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+            if detail.workflows[0].workflow.status.is_terminal() {
+                break detail.workflows[0].workflow.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(workflow.status, RunStatus::Error);
+        let error = workflow.error.unwrap_or_default();
+        assert!(
+            error.contains("the plan with its secrets is 5.0 MiB; the limit is 4 MiB"),
+            "{error}"
+        );
+        // Nothing was sent: the first frame the runner gets is the answer to its next
+        // message (an assignment would have come before it).
+        send(&mut a, &logs(999_999, 1, "build", &["probe"])).await;
+        let answer = next(&mut a).await;
+        assert!(matches!(answer, ServerMessage::Error(_)), "{answer:?}");
+        server.shutdown().await;
+    })
+    .await;
+}
+
 /// The `waiting_for` of the build's first workflow, as the API shows it.
 async fn waiting_for(server: &Server) -> Option<String> {
     let url = format!("http://{}/api/repos/o/r/builds/1", server.addr());

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_pipeline::plan::{Plan, StepKind};
-use gantry_proto::{Assign, AssignmentId, Logs, Outcome, Secrets, StepState, StepUpdate, Stream};
+use gantry_proto::{
+    Assign, AssignmentId, Logs, MAX_FRAME_BYTES, Outcome, Secrets, ServerMessage, StepState,
+    StepUpdate, Stream, encode,
+};
 use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
 use gantry_store::{QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
 use tokio::time::Instant;
@@ -108,14 +111,14 @@ fn held(state: &AppState, item: QueueItem, loaded: &Loaded, plan: &Plan) -> Held
     }
 }
 
-/// Starts a claimed item: the assignment to send, or None when its build already ended.
-/// An error is why the workflow cannot run (the caller ends it with that message).
+/// Starts a claimed item: the assignment message to send, or None when its build already
+/// ended. An error is why the workflow cannot run (the caller ends it with that message).
 pub async fn start(
     state: &AppState,
     runner: &RunnerInfo,
     runner_id: &str,
     item: QueueItem,
-) -> Result<Option<(Held, Assign)>, String> {
+) -> Result<Option<(Held, ServerMessage)>, String> {
     let loaded = load(state, &item, runner_id).await?;
     if loaded.build_ended {
         return Ok(None);
@@ -133,7 +136,6 @@ pub async fn start(
     } else {
         BTreeMap::new()
     };
-    mark_running(state, &loaded.target).await;
     let assign = Assign {
         assignment: item.id,
         workflow: gantry_proto::WorkflowInfo {
@@ -147,7 +149,27 @@ pub async fn start(
         log_offsets,
         plan: prepared.plan,
     };
-    Ok(Some((held(state, item, &loaded, &assign.plan), assign)))
+    let held = held(state, item, &loaded, &assign.plan);
+    let message = ServerMessage::Assign(Box::new(assign));
+    check_frame_size(&message)?;
+    mark_running(state, &loaded.target).await;
+    Ok(Some((held, message)))
+}
+
+/// Refuses an assignment the runner could not read: every runner that claimed it would
+/// otherwise fail on it in turn.
+fn check_frame_size(message: &ServerMessage) -> Result<(), String> {
+    let bytes = encode(message).len();
+    if bytes <= MAX_FRAME_BYTES {
+        return Ok(());
+    }
+    let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
+    Err(format!(
+        "the plan with its secrets is {:.1} MiB; the limit is {:.0} MiB: make the pipeline \
+         or the secrets it uses smaller",
+        mib(bytes),
+        mib(MAX_FRAME_BYTES)
+    ))
 }
 
 /// Re-attaches an assignment the runner still holds after it reconnected.

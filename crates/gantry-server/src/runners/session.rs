@@ -197,7 +197,7 @@ impl Session {
             Ok(Some((held, assign))) => {
                 tracing::info!(runner.id = %self.runner_id(), assignment = held.id(), build.id = held.target.build_id, "assigned a workflow");
                 self.held.insert(held.id(), held);
-                self.send(ServerMessage::Assign(Box::new(assign))).await;
+                self.send(assign).await;
             }
             Ok(None) => {
                 let _ = self.state.store.complete(item.id, self.runner_id()).await;

@@ -284,7 +284,10 @@ impl Runner {
 
     /// Acts on a server message; returns what to send back.
     fn on_server(&mut self, text: &str) -> Result<Vec<RunnerMessage>, Ended> {
-        let message = decode_server(text).map_err(|e| Ended::Fatal(anyhow!("{e}")))?;
+        let message = match decode_server(text) {
+            Ok(message) => message,
+            Err(error) => return Ok(self.unreadable(text, &error.to_string())),
+        };
         match message {
             ServerMessage::Assign(assign) if self.stopping => {
                 // Not started: its lease runs out and it goes back to the queue.
@@ -354,6 +357,36 @@ impl Runner {
             ServerMessage::Welcome(_) | ServerMessage::Refused(_) => {}
         }
         Ok(Vec::new())
+    }
+
+    /// A server message this runner cannot read is not fatal: an assignment among them
+    /// (too large, or from a newer server) is reported ended in error so that its workflow
+    /// ends with the reason; anything else is skipped with a warning.
+    fn unreadable(&mut self, text: &str, error: &str) -> Vec<RunnerMessage> {
+        let id = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .filter(|v| v["type"] == "assign")
+            .and_then(|v| v["assignment"].as_i64());
+        let Some(id) = id.filter(|id| !self.jobs.contains_key(id)) else {
+            eprintln!("gantry runner: skipped a server message it cannot read: {error}");
+            return Vec::new();
+        };
+        eprintln!("gantry runner: cannot read assignment {id}: {error}");
+        let done = RunnerMessage::Done(gantry_proto::Done {
+            assignment: id,
+            seq: 1,
+            outcome: gantry_proto::Outcome::Error,
+            error: Some(format!("the runner could not read the assignment: {error}")),
+        });
+        let job = Job {
+            next_seq: 2,
+            log_offsets: BTreeMap::new(),
+            unacked: VecDeque::from([done.clone()]),
+            cancel: CancellationToken::new(),
+            done_sent: Some(Instant::now()),
+        };
+        self.jobs.insert(id, job);
+        vec![done]
     }
 
     /// Forgets messages up to `seq`; a job whose `done` is acknowledged is over.
