@@ -348,7 +348,8 @@ impl PostgresStore {
 mod tests {
     use super::*;
 
-    fn line(number: i64, text: &str) -> LogLine {
+    /// A stdout line numbered `number`.
+    pub(super) fn line(number: i64, text: &str) -> LogLine {
         LogLine {
             number,
             stream: "stdout".to_string(),

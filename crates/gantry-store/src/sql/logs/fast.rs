@@ -98,16 +98,8 @@ pub(super) fn verdict(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::line;
     use super::*;
-
-    fn line(number: i64, text: &str) -> LogLine {
-        LogLine {
-            number,
-            stream: "stdout".to_string(),
-            text: text.to_string(),
-            elapsed_ms: 0,
-        }
-    }
 
     #[test]
     fn a_batch_with_a_repeated_number_takes_the_exact_path() {
