@@ -31,6 +31,8 @@ use crate::state::AppState;
 const MAX_RELAYED_ERROR: usize = 2_000;
 /// Decisions remembered to tell those received from other replicas from this one's own.
 const REMEMBERED_DECISIONS: usize = 1_024;
+/// Publications sent as one batch at most (folding looks no further).
+const OUTBOX_BATCH: usize = 256;
 /// Pause after a failed listen before trying again.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
@@ -108,55 +110,59 @@ fn random_origin() -> anyhow::Result<u64> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// Sends the hub's publications one after another, so they arrive in order; adjacent
-/// line pointers of one step travel as one.
+/// Sends the hub's publications one after another, so they arrive in order; what waits
+/// in the outbox meanwhile goes as one batch, consecutive line pointers of a step folded.
 async fn send_relayed(state: AppState, origin: u64, mut outbox: mpsc::UnboundedReceiver<Relayed>) {
-    let mut next = None;
     loop {
-        let message = match next.take() {
-            Some(message) => message,
-            None => tokio::select! {
-                message = outbox.recv() => match message {
-                    Some(message) => message,
-                    None => return,
-                },
-                () = state.shutdown.cancelled() => return,
+        let first = tokio::select! {
+            message = outbox.recv() => match message {
+                Some(message) => message,
+                None => return,
             },
+            () = state.shutdown.cancelled() => return,
         };
-        let message = merge_lines(message, &mut outbox, &mut next);
-        let Some(payload) = encode(origin, message) else {
-            continue;
-        };
-        if let Err(error) = state.store.notify(&payload).await
-            && !state.shutdown.is_cancelled()
-        {
-            tracing::warn!(error = %error, "telling the other replicas failed; their followers catch up from the store");
+        for message in take_batch(first, &mut outbox) {
+            let Some(payload) = encode(origin, message) else {
+                continue;
+            };
+            if let Err(error) = state.store.notify(&payload).await
+                && !state.shutdown.is_cancelled()
+            {
+                tracing::warn!(error = %error, "telling the other replicas failed; their followers catch up from the store");
+            }
         }
     }
 }
 
-/// Folds the line pointers of the same step waiting right behind `message` into it;
-/// `next` gets the first message that does not fold.
-fn merge_lines(
-    mut message: Relayed,
-    outbox: &mut mpsc::UnboundedReceiver<Relayed>,
-    next: &mut Option<Relayed>,
-) -> Relayed {
-    while let Relayed::Lines { step, last, .. } = &mut message {
-        match outbox.try_recv() {
-            Ok(Relayed::Lines {
-                step: other,
-                first,
-                last: end,
-            }) if other == *step && first == last.saturating_add(1) => *last = end,
-            Ok(other) => {
-                *next = Some(other);
-                break;
+/// `first` and what waits behind it (at most `OUTBOX_BATCH`), in order, each line
+/// pointer folded into the step's previous one when that is the step's latest message
+/// and the lines follow on (many busy steps interleave their batches).
+fn take_batch(first: Relayed, outbox: &mut mpsc::UnboundedReceiver<Relayed>) -> Vec<Relayed> {
+    let mut batch = vec![first];
+    while batch.len() < OUTBOX_BATCH {
+        let Ok(message) = outbox.try_recv() else {
+            break;
+        };
+        if let Relayed::Lines { step, first, last } = message {
+            let latest = batch.iter_mut().rev().find(|m| step_of(m) == Some(step));
+            if let Some(Relayed::Lines { last: end, .. }) = latest
+                && first == end.saturating_add(1)
+            {
+                *end = last;
+                continue;
             }
-            Err(_) => break,
         }
+        batch.push(message);
     }
-    message
+    batch
+}
+
+/// The step a line pointer or a step end is about.
+fn step_of(message: &Relayed) -> Option<i64> {
+    match message {
+        Relayed::Lines { step, .. } | Relayed::Ended { step } => Some(*step),
+        _ => None,
+    }
 }
 
 /// The payload, with a long error cut short; None (and a debug line) if it cannot fit.
@@ -325,31 +331,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_pointers_of_one_step_fold_and_others_wait_their_turn() {
+    fn line_pointers_fold_per_step_through_interleaving_and_never_past_an_end() {
+        let lines = |step, first, last| Relayed::Lines { step, first, last };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        for (first, last) in [(6, 9), (10, 10)] {
-            tx.send(Relayed::Lines {
-                step: 1,
-                first,
-                last,
-            })
-            .unwrap();
+        for message in [
+            lines(2, 1, 3),
+            lines(1, 6, 9),
+            lines(2, 4, 4),
+            lines(1, 10, 10),
+            Relayed::Ended { step: 1 },
+            lines(1, 11, 12),
+            lines(2, 9, 9), // not next to 4: sent as it is
+        ] {
+            tx.send(message).unwrap();
         }
-        tx.send(Relayed::Ended { step: 1 }).unwrap();
-        let mut next = None;
-        let start = Relayed::Lines {
-            step: 1,
-            first: 1,
-            last: 5,
-        };
-        let merged = merge_lines(start, &mut rx, &mut next);
-        let expected = Relayed::Lines {
-            step: 1,
-            first: 1,
-            last: 10,
-        };
-        assert_eq!(merged, expected);
-        assert_eq!(next, Some(Relayed::Ended { step: 1 }));
+        let batch = take_batch(lines(1, 1, 5), &mut rx);
+        let expected = [
+            lines(1, 1, 10),
+            lines(2, 1, 4),
+            Relayed::Ended { step: 1 },
+            lines(1, 11, 12),
+            lines(2, 9, 9),
+        ];
+        assert_eq!(batch, expected);
     }
 
     #[test]
