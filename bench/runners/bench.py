@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+# Shares the git, HTTP and RSS helpers of bench/server_bench.py (no .pyc left in bench/).
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from server_bench import make_repo, request, rss_kib  # noqa: E402
 
