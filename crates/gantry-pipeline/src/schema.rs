@@ -394,7 +394,23 @@ pub fn json_schema() -> serde_json::Value {
     if let Some(object) = value.as_object_mut() {
         object.insert("patternProperties".into(), serde_json::json!({ "^x-": {} }));
     }
-    value
+    sorted(value)
+}
+
+/// The same value with every object's keys in sorted order, so the printed schema does not
+/// depend on whether serde_json was built with `preserve_order` (a feature other crates of
+/// a workspace build may turn on).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(object) => {
+            let mut pairs: Vec<(String, Value)> = object.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(pairs.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// An absent optional key is fine, but `key: ~` is not (the parser reports it): drops the
