@@ -54,6 +54,16 @@ async fn set_clone_url(data_dir: &std::path::Path, url: &str) {
         .unwrap();
 }
 
+/// The names of the first workflow's steps.
+fn step_names(build: &Value) -> Vec<&str> {
+    build["workflows"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect()
+}
+
 async fn build_one(server: &TestServer) -> Value {
     let (status, build) = server
         .get("/api/repos/acme/app/builds/1", Some(ADMIN))
@@ -135,13 +145,7 @@ async fn a_hook_accepted_but_not_prepared_is_prepared_at_the_next_start() {
         let (server, (headers, body), _git) = held.restart().await;
         let build = server.wait_for_build("acme/app", 1).await;
         assert_eq!(build["status"], "pending", "{build}");
-        let steps: Vec<&str> = build["workflows"][0]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(steps, ["clone", "test"]);
+        assert_eq!(step_names(&build), ["clone", "test"]);
         assert_eq!(server.state().store.list_pending().await.unwrap().len(), 1);
 
         // A replay of the delivery still creates nothing.
@@ -254,13 +258,7 @@ async fn a_hook_build_whose_preparer_died_is_taken_by_the_sweep_without_a_restar
         // The running server's sweep prepares it; nothing restarts.
         let build = server.wait_for_build("acme/app", 1).await;
         assert_eq!(build["status"], "pending", "{build}");
-        let steps: Vec<&str> = build["workflows"][0]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(steps, ["clone", "test"]);
+        assert_eq!(step_names(&build), ["clone", "test"]);
         assert_eq!(store.list_pending().await.unwrap().len(), 1);
         assert!(store.preparing_builds().await.unwrap().is_empty());
         server.stop().await;
