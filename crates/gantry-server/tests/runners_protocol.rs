@@ -508,6 +508,41 @@ async fn an_assignment_over_the_frame_limit_ends_its_workflow_instead_of_being_s
     .await;
 }
 
+#[tokio::test]
+async fn sec_05_a_reported_success_cannot_hide_a_failed_or_unfinished_step() {
+    within("derived outcome", async {
+        for (step, expected) in [
+            (StepState::Failure, RunStatus::Failure),
+            (StepState::Running, RunStatus::Error),
+        ] {
+            let (server, _dir) = start().await;
+            let (build_id, _) = queue_build(&server, PIPELINE).await;
+            let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+            let (mut a, _) = connect(&server, &token_a, vec![]).await;
+            let ServerMessage::Assign(assign) = next(&mut a).await else {
+                panic!("an assignment")
+            };
+            let id = assign.assignment;
+            let done = RunnerMessage::Done(Done {
+                assignment: id,
+                seq: 2,
+                outcome: Outcome::Success,
+                error: None,
+            });
+            for message in [update(id, 1, step), done] {
+                send(&mut a, &message).await;
+                assert!(matches!(next(&mut a).await, ServerMessage::Ack(_)));
+            }
+            let store = &server.state().store;
+            let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+            assert_eq!(detail.workflows[0].workflow.status, expected, "{step:?}");
+            assert_eq!(detail.build.status, expected, "{step:?}");
+            server.shutdown().await;
+        }
+    })
+    .await;
+}
+
 /// The `waiting_for` of the build's first workflow, as the API shows it.
 async fn waiting_for(server: &Server) -> Option<String> {
     let url = format!("http://{}/api/repos/o/r/builds/1", server.addr());

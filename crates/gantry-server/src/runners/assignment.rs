@@ -339,8 +339,56 @@ impl Held {
                 Some(error.unwrap_or_else(|| "the run failed on the runner".into())),
             ),
         };
+        let steps = self.stored_steps(state).await;
+        let (status, error) = worsened(status, error, &steps);
         finish::finish_workflow(state, &self.target, status, error).await;
         Ok(())
+    }
+
+    /// The workflow's steps as stored (names and statuses).
+    async fn stored_steps(&self, state: &AppState) -> Vec<(String, RunStatus)> {
+        let Ok(Some(build)) = state.store.build_by_id(self.target.build_id).await else {
+            return Vec::new();
+        };
+        (build.workflows.into_iter())
+            .filter(|w| w.workflow.id == self.target.workflow_id)
+            .flat_map(|w| w.steps)
+            .map(|s| (s.name, s.status))
+            .collect()
+    }
+}
+
+/// The workflow's status: what its stored steps say, which the runner's report can only
+/// make worse (a runner cannot end a workflow in success while a step failed or never
+/// finished).
+fn worsened(
+    reported: RunStatus,
+    error: Option<String>,
+    steps: &[(String, RunStatus)],
+) -> (RunStatus, Option<String>) {
+    let from_steps = finish::build_status(&steps.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+    let unfinished = (steps.iter())
+        .find(|(_, s)| !matches!(s, RunStatus::Success | RunStatus::Skipped))
+        .filter(|_| {
+            !matches!(
+                from_steps,
+                RunStatus::Failure | RunStatus::Error | RunStatus::Killed
+            )
+        });
+    let (derived, derived_error) = match unfinished {
+        Some((name, status)) if reported == RunStatus::Success => (
+            RunStatus::Error,
+            Some(format!(
+                "the runner reported success while step `{name}` was {}; restart the build",
+                status.as_str()
+            )),
+        ),
+        _ => (from_steps, None),
+    };
+    if finish::build_status(&[reported, derived]) == reported {
+        (reported, error)
+    } else {
+        (derived, derived_error)
     }
 }
 
