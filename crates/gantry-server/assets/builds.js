@@ -23,8 +23,26 @@ document.addEventListener("DOMContentLoaded", function () {
     Gantry.setStatus(badge, status);
     cells[1].appendChild(badge);
     [2, 4, 5, 6].forEach(function (i) { cells[i].className = "wide"; });
+    cells[4].className = "wide message";
+    cells[7].className = "duration";
     cells.forEach(function (cell) { row.appendChild(cell); });
     return row;
+  }
+
+  // Fills a row's other columns from the server's formatting of the build (a new row
+  // starts with only its number and status; a finished build gets its duration).
+  function fillRow(repo, number, row) {
+    fetch("/" + repo + "/builds/" + number + "/row", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (build) {
+        if (!build) return;
+        var texts = { 2: build.event, 3: build.branch, 4: build.message, 5: build.author,
+                      6: build.created, 7: build.duration };
+        Object.keys(texts).forEach(function (i) {
+          row.cells[i].textContent = texts[i] == null ? "" : String(texts[i]);
+        });
+      })
+      .catch(function () { /* the row keeps what it has; a reload shows the rest */ });
   }
 
   function onBuildsPage(event) {
@@ -39,6 +57,7 @@ document.addEventListener("DOMContentLoaded", function () {
     }
     row.setAttribute("data-status", event.status);
     Gantry.setStatus(row.querySelector("span.status"), event.status);
+    fillRow(repo, Number(event.build), row);
   }
 
   function onReposPage(event) {

@@ -4,32 +4,13 @@
 mod api_support;
 mod web_support;
 
-use api_support::{TestServer, timed};
+use api_support::timed;
 use gantry_store::RunStatus;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
-use web_support::{Browser, admin_browser, finished_build, queued_build, with_public_app};
-
-/// Opens a page websocket with the browser's cookie and the given Origin.
-async fn page_socket(
-    server: &TestServer,
-    browser: &Browser,
-    path: &str,
-    origin: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    tokio_tungstenite::tungstenite::Error,
-> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let url = format!("{}{path}", server.base.replacen("http", "ws", 1));
-    let mut request = url.into_client_request().unwrap();
-    let headers = request.headers_mut();
-    headers.insert("origin", origin.parse().unwrap());
-    headers.insert("cookie", browser.cookie.clone().unwrap().parse().unwrap());
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-}
+use web_support::{
+    admin_browser, finished_build, page_socket, queued_build, with_a_passing_build, with_public_app,
+};
 
 #[tokio::test]
 async fn a_step_stream_opens_with_the_session_only_from_our_own_pages() {
@@ -81,15 +62,7 @@ async fn a_step_stream_opens_with_the_session_only_from_our_own_pages() {
 #[tokio::test]
 async fn the_build_buttons_restart_cancel_and_promote_through_the_api() {
     timed(async {
-        let server = with_public_app().await;
-        finished_build(
-            &server,
-            "acme/app",
-            "refs/heads/main",
-            RunStatus::Success,
-            &["ok"],
-        )
-        .await;
+        let server = with_a_passing_build().await;
         let (browser, origin) = admin_browser(&server).await;
         let csrf = browser.csrf("/acme/app/builds/1").await;
         let (_, _, page) = browser.get("/acme/app/builds/1").await;

@@ -89,6 +89,25 @@ impl GitCache {
     }
 }
 
+impl GitCache {
+    /// The commit `sha` of `clone_url` when the repository at hand already holds it,
+    /// else `None`: never fetches (for pages that must not wait on the network).
+    pub async fn cached_commit(
+        &self,
+        clone_url: &str,
+        sha: &str,
+    ) -> Result<Option<CommitCheckout>, GitError> {
+        let (git, lock, sha) = self.open(clone_url, sha, None)?;
+        if !(git.read_only || git.repo.join("HEAD").is_file()) {
+            return Ok(None);
+        }
+        let mut objects = git.objects.session(&git).await?;
+        let (commit, _) = batch_read(&mut objects, &sha, Some(&sha), &[]).await?;
+        drop(objects);
+        Ok(commit.map(|sha| CommitCheckout { git, sha, lock }))
+    }
+}
+
 /// The changed files by the full logic (fetching what it needs).
 async fn changed_files(
     checkout: &CommitCheckout,

@@ -1,11 +1,23 @@
 //! `GET /api/events`: a websocket of build and step status changes, limited to the
 //! repositories the caller may read.
+//!
+//! The caller's credential is checked again while the socket is open: every
+//! `CREDENTIAL_RECHECK`, and whenever an event comes from a repository whose read
+//! permission is not known yet. Once the token is revoked (or the page's session signed
+//! out or expired) the socket closes; each re-check also forgets the permissions seen so
+//! far, so a narrowed scope applies within one period.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -14,35 +26,92 @@ use crate::error::{ApiError, ApiResult};
 use crate::live::LiveEvent;
 use crate::state::AppState;
 
-/// Opens the event websocket for an authenticated caller.
+/// How often an open socket checks that its credential is still valid.
+const CREDENTIAL_RECHECK: Duration = Duration::from_secs(30);
+
+/// Finds the caller's principal again: `None` once its token is revoked or its session
+/// has ended.
+pub type Recheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<Principal>> + Send>> + Send + Sync>;
+
+/// Opens the event websocket for a caller with a bearer token.
 pub async fn follow_events(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    // The extractor above accepted this header: the token is there.
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, token)| token.trim().to_string())
+        .unwrap_or_default();
+    let recheck_state = state.clone();
+    let recheck: Recheck = Arc::new(move || {
+        let (state, token) = (recheck_state.clone(), token.clone());
+        Box::pin(async move { crate::web::principal_of_token(&state, &token).await })
+    });
+    open_events(state, principal, recheck, upgrade)
+}
+
+/// Opens the event websocket for `principal`, whose credential `recheck` finds again.
+pub fn open_events(
+    state: AppState,
+    principal: Principal,
+    recheck: Recheck,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request("open this route as a websocket (`Upgrade: websocket`)")
     })?;
-    Ok(upgrade.on_upgrade(move |socket| send_events(state, principal, socket)))
+    let follower = Follower {
+        state,
+        principal,
+        recheck,
+        readable: HashMap::new(),
+    };
+    Ok(upgrade.on_upgrade(move |socket| send_events(follower, socket)))
 }
 
-/// Forwards every event the caller may see until it leaves or the server stops.
-async fn send_events(state: AppState, principal: Principal, mut socket: WebSocket) {
+/// One open event socket: who it acts for and what it may read.
+struct Follower {
+    state: AppState,
+    principal: Principal,
+    recheck: Recheck,
+    /// Whether the caller may read each repository seen since the last re-check.
+    readable: HashMap<i64, bool>,
+}
+
+/// Whether an event goes out.
+enum Verdict {
+    Send,
+    Hide,
+    /// The credential is gone: the socket closes.
+    SignedOut,
+}
+
+/// Forwards every event the caller may see until it leaves, its credential goes, or the
+/// server stops.
+async fn send_events(mut follower: Follower, mut socket: WebSocket) {
+    let state = follower.state.clone();
     let mut events = state.live.subscribe_events();
-    // Whether the caller may read each repository seen so far.
-    let mut readable: HashMap<i64, bool> = HashMap::new();
+    let start = tokio::time::Instant::now() + CREDENTIAL_RECHECK;
+    let mut recheck = tokio::time::interval_at(start, CREDENTIAL_RECHECK);
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Ok(event) => {
-                    if !may_see(&state, &principal, &mut readable, &event).await {
-                        continue;
+                Ok(event) => match follower.verdict(&event).await {
+                    Verdict::Send => {
+                        let frame = serde_json::to_string(&event).unwrap_or_default();
+                        if socket.send(Message::Text(frame.into())).await.is_err() {
+                            return;
+                        }
                     }
-                    let frame = serde_json::to_string(&event).unwrap_or_default();
-                    if socket.send(Message::Text(frame.into())).await.is_err() {
-                        return;
-                    }
-                }
+                    Verdict::Hide => {}
+                    Verdict::SignedOut => return close_signed_out(socket).await,
+                },
                 // A follower this slow missed events: say so rather than pretend.
                 Err(RecvError::Lagged(missed)) => {
                     let frame = format!("{{\"lagged\":{missed}}}");
@@ -52,6 +121,11 @@ async fn send_events(state: AppState, principal: Principal, mut socket: WebSocke
                 }
                 Err(RecvError::Closed) => return,
             },
+            _ = recheck.tick() => {
+                if !follower.refresh().await {
+                    return close_signed_out(socket).await;
+                }
+            }
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}
@@ -64,23 +138,51 @@ async fn send_events(state: AppState, principal: Principal, mut socket: WebSocke
     }
 }
 
-async fn may_see(
-    state: &AppState,
-    principal: &Principal,
-    readable: &mut HashMap<i64, bool>,
-    event: &LiveEvent,
-) -> bool {
-    if let Some(known) = readable.get(&event.repo_id) {
-        return *known;
-    }
-    let allowed = match state.store.repo_by_id(event.repo_id).await {
-        Ok(Some(repo)) => can_read(principal, &repo),
-        Ok(None) => false,
-        Err(error) => {
-            tracing::warn!(repo.id = event.repo_id, error = %error, "cannot check event access");
-            return false;
-        }
+/// Closes the socket saying why (code 1008, policy violation).
+async fn close_signed_out(mut socket: WebSocket) {
+    let frame = CloseFrame {
+        code: close_code::POLICY,
+        reason: "signed out or token revoked; sign in again".into(),
     };
-    readable.insert(event.repo_id, allowed);
-    allowed
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+impl Follower {
+    /// Finds the principal again and forgets the permissions seen; false when it is gone.
+    async fn refresh(&mut self) -> bool {
+        self.readable.clear();
+        match (self.recheck)().await {
+            Some(principal) => {
+                self.principal = principal;
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn verdict(&mut self, event: &LiveEvent) -> Verdict {
+        if let Some(known) = self.readable.get(&event.repo_id) {
+            return if *known { Verdict::Send } else { Verdict::Hide };
+        }
+        // A repository not seen yet: decide with a principal checked just now (the
+        // permissions already known stay until the next periodic re-check).
+        match (self.recheck)().await {
+            Some(principal) => self.principal = principal,
+            None => return Verdict::SignedOut,
+        }
+        let allowed = match self.state.store.repo_by_id(event.repo_id).await {
+            Ok(Some(repo)) => can_read(&self.principal, &repo),
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(repo.id = event.repo_id, error = %error, "cannot check event access");
+                return Verdict::Hide;
+            }
+        };
+        self.readable.insert(event.repo_id, allowed);
+        if allowed {
+            Verdict::Send
+        } else {
+            Verdict::Hide
+        }
+    }
 }

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::routing::get;
 
 // The web pages open the same streams with a session instead of a bearer header.
-pub use events_api::follow_events;
+pub use events_api::{Recheck, follow_events, open_events};
 pub use hub::{EventKind, Hub, LiveEvent, StepFeed};
 pub use logs_api::{LogQuery, step_logs};
 pub use replicas::link_replicas;

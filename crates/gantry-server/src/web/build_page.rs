@@ -1,9 +1,8 @@
 //! `GET /{owner}/{name}/builds/{n}`: the build's summary, step graph, selected step's log,
 //! action buttons and compile diagnostics.
 
-use std::time::Duration;
-
 use askama::Template;
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -12,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::BuildPath;
+use super::first_error::FirstErrors;
 use super::graph::{Graph, layout};
 use super::log_view::{LogView, first_lines};
 use super::session::WebUser;
@@ -19,9 +19,6 @@ use super::view::{Chrome, WebError, WebResult, format_duration, format_time, ren
 use crate::auth::can_write;
 use crate::live::lookup::readable_repo;
 use crate::state::AppState;
-
-/// How long the page waits for the git cache to give a diagnostic's source line.
-const SOURCE_WAIT: Duration = Duration::from_secs(3);
 
 /// `?step=<name>` of a build page.
 #[derive(Debug, Deserialize)]
@@ -80,6 +77,7 @@ struct BuildView {
 /// `GET /{owner}/{name}/builds/{n}[?step=<name>]`.
 pub async fn show(
     State(state): State<AppState>,
+    Extension(first_errors): Extension<FirstErrors>,
     user: WebUser,
     Path(path): Path<BuildPath>,
     query: Result<Query<BuildQuery>, QueryRejection>,
@@ -89,7 +87,7 @@ pub async fn show(
     let wanted = query.ok().and_then(|Query(q)| q.step);
     let selected = select_step(&detail, wanted.as_deref());
     let log = match selected {
-        Some(step) => first_lines(&state, step).await?,
+        Some(step) => first_lines(&state, &first_errors, step).await?,
         None => LogView::default(),
     };
     let build = &detail.build;
@@ -251,20 +249,19 @@ fn caret_under(source: &str, column: u64) -> String {
     caret
 }
 
-/// The pipeline file at the build's commit, from the git cache (never waits long).
+/// The pipeline file at the build's commit when the git cache already holds the commit
+/// (it does while the build's preparation is recent); the page never waits on a fetch.
 async fn source_file(state: &AppState, repo: &Repo, sha: &str, file: &str) -> Option<String> {
     if file.is_empty() || sha.is_empty() {
         return None;
     }
-    let read = async {
-        let checkout = state
-            .git
-            .fetch_commit(&repo.clone_url, sha, None)
-            .await
-            .ok()?;
-        checkout.read_file(file).await.ok().flatten()
-    };
-    tokio::time::timeout(SOURCE_WAIT, read).await.ok().flatten()
+    let checkout = state
+        .git
+        .cached_commit(&repo.clone_url, sha)
+        .await
+        .ok()
+        .flatten()?;
+    checkout.read_file(file).await.ok().flatten()
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The pages' websockets: the API's event and log streams, opened with the session
 //! cookie instead of a bearer header (browsers cannot set one on a websocket). A socket
-//! opened from another site's page is refused: cookies would go with it.
+//! opened from another site's page is refused: cookies would go with it. The event socket
+//! closes once the session ends (sign-out, expiry, or its token revoked).
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -12,20 +14,34 @@ use axum::response::Response;
 use super::call_api;
 use super::csrf::check_origin;
 use super::log_view::StepPath;
-use super::session::WebUser;
+use super::session::{Sessions, WebUser, principal_of_token};
 use super::view::{WebError, WebResult};
-use crate::live::AfterQuery;
+use crate::live::{AfterQuery, Recheck};
 use crate::state::AppState;
 
 /// `GET /ui/events`: build and step status changes the user may see.
 pub async fn events(
     State(state): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
     user: WebUser,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> WebResult<Response> {
     check_origin(&headers, &state.config.public_url)?;
-    call_api(crate::live::follow_events(State(state), user.principal, upgrade).await)
+    let (recheck_state, session_id) = (state.clone(), user.session_id.clone());
+    let recheck: Recheck = std::sync::Arc::new(move || {
+        let (state, sessions, id) = (recheck_state.clone(), sessions.clone(), session_id.clone());
+        Box::pin(async move {
+            let token = sessions.token_of(&id)?;
+            principal_of_token(&state, &token).await
+        })
+    });
+    call_api(crate::live::open_events(
+        state,
+        user.principal,
+        recheck,
+        upgrade,
+    ))
 }
 
 /// `GET .../steps/{step}/stream?after=N`: the step's lines after N, then live ones.

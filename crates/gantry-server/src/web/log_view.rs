@@ -6,11 +6,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use gantry_store::{MAX_LOG_PAGE, RunStatus, Step};
+use gantry_store::{RunStatus, Step};
 use serde::Deserialize;
 
-use super::ansi::{Segment, looks_like_error, segments};
+use super::ansi::{Segment, segments};
 use super::call_api;
+use super::first_error::FirstErrors;
 use super::session::WebUser;
 use super::view::{WebError, WebResult};
 use crate::live::LogQuery;
@@ -79,7 +80,11 @@ pub struct LogView {
 }
 
 /// The first lines of a step's log, and for a failed step the line to land on.
-pub async fn first_lines(state: &AppState, step: &Step) -> WebResult<LogView> {
+pub async fn first_lines(
+    state: &AppState,
+    first_errors: &FirstErrors,
+    step: &Step,
+) -> WebResult<LogView> {
     let stored = state.store.read_logs(step.id, None, FIRST_LINES).await?;
     let lines: Vec<LineView> = stored
         .iter()
@@ -90,7 +95,7 @@ pub async fn first_lines(state: &AppState, step: &Step) -> WebResult<LogView> {
         .collect();
     let failed = matches!(step.status, RunStatus::Failure | RunStatus::Error);
     let first_error = if failed {
-        first_error(state, step.id).await?
+        first_errors.find(state, step.id, &stored).await?
     } else {
         0
     };
@@ -104,24 +109,6 @@ pub async fn first_lines(state: &AppState, step: &Step) -> WebResult<LogView> {
             "following"
         },
     })
-}
-
-/// The first line that reads like an error (see `ansi::looks_like_error`); when none
-/// does, the last line, since a failing command's last words are usually why.
-async fn first_error(state: &AppState, step_id: i64) -> WebResult<i64> {
-    let mut after = None;
-    let mut last = 0;
-    loop {
-        let page = state.store.read_logs(step_id, after, MAX_LOG_PAGE).await?;
-        let Some(end) = page.last() else {
-            return Ok(last);
-        };
-        if let Some(line) = page.iter().find(|l| looks_like_error(&l.text)) {
-            return Ok(line.number);
-        }
-        last = end.number;
-        after = Some(last);
-    }
 }
 
 /// `GET .../steps/{step}/log`: the whole log as plain text (the `#log-raw` link).

@@ -11,6 +11,7 @@ mod badge;
 mod build_actions;
 mod build_page;
 mod csrf;
+mod first_error;
 mod graph;
 mod live;
 mod log_view;
@@ -29,7 +30,8 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-pub use session::{SESSION_COOKIE, Sessions};
+pub(crate) use session::principal_of_token;
+pub use session::{SESSION_COOKIE, Sessions, TLS_SESSION_COOKIE};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -64,6 +66,7 @@ pub fn routes() -> Router<AppState> {
             post(settings::delete_secret),
         )
         .route(build, get(build_page::show))
+        .route(&format!("{build}/row"), get(pages::build_row))
         .route(&format!("{build}/cancel"), post(build_actions::cancel))
         .route(&format!("{build}/restart"), post(build_actions::restart))
         .route(&format!("{build}/promote"), post(build_actions::promote))
@@ -74,12 +77,19 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{step}/stream"), get(live::step_stream))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(Extension(Sessions::default()))
+        .layer(Extension(first_error::FirstErrors::default()))
 }
 
-/// Headers every UI answer carries: the CSP, no sniffing, no framing, no referrer leaks.
+/// Headers every UI answer carries: the CSP, no sniffing, no framing, no referrer leaks;
+/// and, but for the assets, `no-store` unless the handler chose its own caching (the
+/// badge): pages show webhook secrets and CSRF tokens that no cache may keep.
 async fn security_headers(request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !is_asset && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),

@@ -1,18 +1,21 @@
-//! `GET /` (repositories with their last build), `GET /{owner}/{name}` (its builds) and
+//! `GET /` (repositories with their last build), `GET /{owner}/{name}` (its builds),
+//! `GET /{owner}/{name}/builds/{n}/row` (one build's row, for rows added live) and
 //! `POST /{owner}/{name}/run` (build a branch now).
 
 use askama::Template;
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use gantry_store::{Build, BuildPage};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::build_page::load_build;
 use super::csrf::Posted;
 use super::session::WebUser;
 use super::view::{Chrome, WebResult, format_duration, format_time, headline, render};
-use super::{RepoPath, call_api};
+use super::{BuildPath, RepoPath, call_api};
 use crate::auth::{can_read, can_write};
 use crate::live::lookup::readable_repo;
 use crate::state::AppState;
@@ -65,7 +68,8 @@ pub async fn repos(State(state): State<AppState>, user: WebUser) -> WebResult<Re
     }))
 }
 
-/// A build row of a repository's page.
+/// A build row of a repository's page (also what `builds.js` fetches for a new row).
+#[derive(Serialize)]
 struct BuildRow {
     number: i64,
     status: &'static str,
@@ -141,6 +145,18 @@ pub async fn repo(
         builds: builds.iter().map(BuildRow::of).collect(),
         older,
     }))
+}
+
+/// `GET /{owner}/{name}/builds/{n}/row`: the build's row as JSON, formatted as the page
+/// shows it, so a row added live carries every column.
+pub async fn build_row(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(path): Path<BuildPath>,
+) -> WebResult<Response> {
+    let repo = readable_repo(&state, &user.principal, &path.owner, &path.name).await?;
+    let detail = load_build(&state, &repo, &path.number).await?;
+    Ok(Json(BuildRow::of(&detail.build)).into_response())
 }
 
 /// Fields of the run form.

@@ -75,14 +75,17 @@ pub async fn sign_in(
     }
     let token = form.token.trim();
     let next = local_path(&form.next);
-    if token.is_empty() || principal_of_token(&state, token).await.is_none() {
-        return login_page(
-            StatusCode::UNAUTHORIZED,
-            "That token is unknown, revoked, or a runner token. Paste a user or admin API token.",
-            next,
-        );
-    }
-    let id = match sessions.start(token) {
+    let principal = match principal_of_token(&state, token).await {
+        Some(principal) if !token.is_empty() => principal,
+        _ => {
+            return login_page(
+                StatusCode::UNAUTHORIZED,
+                "That token is unknown, revoked, or a runner token. Paste a user or admin API token.",
+                next,
+            );
+        }
+    };
+    let id = match sessions.start(token, principal.subject()) {
         Ok(id) => id,
         Err(error) => {
             return WebError::new(
@@ -92,7 +95,7 @@ pub async fn sign_in(
             .into_response();
         }
     };
-    let cookie = session_cookie(Some(&id), came_over_tls(&headers));
+    let cookie = session_cookie(Some(&id), came_over_tls(&headers, &state.config.public_url));
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
@@ -102,11 +105,12 @@ pub struct NoFields {}
 
 /// `POST /logout`: ends the session and clears the cookie.
 pub async fn sign_out(
+    State(state): State<AppState>,
     Extension(sessions): Extension<Sessions>,
     headers: HeaderMap,
     posted: Posted<NoFields>,
 ) -> Response {
     sessions.end(&posted.user.session_id);
-    let cookie = session_cookie(None, came_over_tls(&headers));
+    let cookie = session_cookie(None, came_over_tls(&headers, &state.config.public_url));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
