@@ -77,11 +77,16 @@ async fn queue_build(server: &Server, yaml: &str) -> (i64, i64) {
         name: plan.name.clone(),
         plan: serde_json::to_string(&plan).unwrap(),
         labels: plan.labels.clone(),
-        steps: vec![NewStep {
-            name: "build".into(),
-            kind: "commands".into(),
-            needs: vec![],
-        }],
+        steps: (plan.steps.iter())
+            .map(|s| NewStep {
+                name: s.name.clone(),
+                kind: match s.kind {
+                    gantry_pipeline::plan::StepKind::Approval => "approval".into(),
+                    _ => "commands".into(),
+                },
+                needs: vec![],
+            })
+            .collect(),
     };
     let build = NewBuild {
         repo_id: repo.id,
@@ -539,6 +544,59 @@ async fn sec_05_a_reported_success_cannot_hide_a_failed_or_unfinished_step() {
             assert_eq!(detail.build.status, expected, "{step:?}");
             server.shutdown().await;
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sec_05_a_runner_cannot_approve_an_approval_step_itself() {
+    within("self-approval", async {
+        let (server, _dir) = start().await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: gate\n    approval:\n      timeout: 1h\n  - name: build\n    image: busybox\n    commands: [echo hi]\n    depends_on: [gate]\n";
+        let (build_id, gate_id) = queue_build(&server, yaml).await;
+        let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut a, _) = connect(&server, &token_a, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut a).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        let gate = |seq, state| match update(id, seq, state) {
+            RunnerMessage::StepUpdate(u) => RunnerMessage::StepUpdate(StepUpdate {
+                step: "gate".into(),
+                ..u
+            }),
+            other => other,
+        };
+        send(&mut a, &gate(1, StepState::Blocked)).await;
+        assert!(matches!(next(&mut a).await, ServerMessage::Ack(_)));
+        send(&mut a, &gate(2, StepState::Success)).await;
+        match next(&mut a).await {
+            ServerMessage::Error(e) => assert!(e.message.contains("no recorded approval"), "{}", e.message),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let store = &server.state().store;
+        let status = |detail: gantry_store::BuildDetail| detail.workflows[0].steps[0].status;
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(status(detail), RunStatus::Blocked);
+
+        // Once a person approves, the same report is stored.
+        let approval = gantry_store::Approval {
+            by: "alice".into(),
+            at: now_ms(),
+            decision: gantry_store::ApprovalDecision::Approved,
+        };
+        assert!(store.decide_approval(gate_id, &approval).await.unwrap());
+        send(&mut a, &gate(3, StepState::Success)).await;
+        loop {
+            match next(&mut a).await {
+                ServerMessage::Decision(_) => continue,
+                ServerMessage::Ack(ack) => break assert_eq!(ack.seq, 3),
+                other => panic!("expected an ack, got {other:?}"),
+            }
+        }
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(status(detail), RunStatus::Success);
+        server.shutdown().await;
     })
     .await;
 }

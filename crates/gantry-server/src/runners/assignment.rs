@@ -256,8 +256,13 @@ impl Held {
         self.target.steps.iter().any(|s| s.name == name)
     }
 
-    /// Stores a step's new state; refused for a step outside the workflow.
-    pub async fn step_update(&mut self, update: &StepUpdate) -> Result<(), String> {
+    /// Stores a step's new state; refused for a step outside the workflow, or an approval
+    /// step's success without a recorded approval.
+    pub async fn step_update(
+        &mut self,
+        state: &AppState,
+        update: &StepUpdate,
+    ) -> Result<(), String> {
         if !self.has_step(&update.step) {
             return Err(format!(
                 "step `{}` is not part of assignment {}; nothing was written",
@@ -265,6 +270,7 @@ impl Held {
                 self.id()
             ));
         }
+        self.check_approval(state, update).await?;
         let report = StepReport {
             status: step_status(update.state),
             exit_code: update.exit_code,
@@ -347,14 +353,42 @@ impl Held {
 
     /// The workflow's steps as stored (names and statuses).
     async fn stored_steps(&self, state: &AppState) -> Vec<(String, RunStatus)> {
+        (self.read_steps(state).await.into_iter())
+            .map(|s| (s.name, s.status))
+            .collect()
+    }
+
+    /// The workflow's steps as stored now.
+    async fn read_steps(&self, state: &AppState) -> Vec<gantry_store::Step> {
         let Ok(Some(build)) = state.store.build_by_id(self.target.build_id).await else {
             return Vec::new();
         };
         (build.workflows.into_iter())
             .filter(|w| w.workflow.id == self.target.workflow_id)
             .flat_map(|w| w.steps)
-            .map(|s| (s.name, s.status))
             .collect()
+    }
+
+    /// An approval step succeeds only once a person's approval is stored: the runner
+    /// cannot approve for them.
+    async fn check_approval(&self, state: &AppState, update: &StepUpdate) -> Result<(), String> {
+        let is_approval = self.target.approval_steps.contains(&update.step);
+        if !is_approval || update.state != StepState::Success {
+            return Ok(());
+        }
+        let approved = (self.read_steps(state).await.into_iter())
+            .find(|s| s.name == update.step)
+            .and_then(|s| s.approval)
+            .is_some_and(|a| a.decision == gantry_store::ApprovalDecision::Approved);
+        if approved {
+            return Ok(());
+        }
+        Err(format!(
+            "approval step `{}` of assignment {} has no recorded approval; its success was \
+             not stored (it succeeds once a person approves it)",
+            update.step,
+            self.id()
+        ))
     }
 }
 

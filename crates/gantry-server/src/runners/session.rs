@@ -298,7 +298,7 @@ impl Session {
         };
         match message {
             RunnerMessage::StepUpdate(update) => {
-                held.step_update(update).await?;
+                held.step_update(&self.state, update).await?;
                 if update.state == StepState::Blocked {
                     self.wait_for_decision(id, &update.step);
                 }
