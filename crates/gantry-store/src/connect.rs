@@ -15,6 +15,9 @@ use crate::logs::LogCap;
 use crate::secrets::SecretKey;
 use crate::sql::{PostgresStore, SqliteStore};
 
+/// A pooled Postgres connection idle longer than this is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -109,6 +112,18 @@ pub async fn connect(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn St
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
+            // A ping before every acquire doubles the round trips of a busy pool (log
+            // batches arrive back to back); only a connection idle for a while is checked,
+            // which is when a restarted database has most likely closed it.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect_options)
             .await
             .map_err(|e| invalid(format!("cannot connect: {e}")))?;
