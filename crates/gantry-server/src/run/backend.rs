@@ -22,10 +22,13 @@ pub fn runner_id(data_dir: &Path) -> String {
         .unwrap_or_else(|| "localhost".into());
     let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     // FNV-1a: the digest must not change between releases (std's hasher may).
-    let digest = dir.as_os_str().as_encoded_bytes().iter().fold(
-        0xcbf2_9ce4_8422_2325_u64,
-        |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3),
-    );
+    let digest = dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!("server:{host}:{:08x}", digest >> 32)
 }
 
