@@ -2,7 +2,7 @@
 //! repositories the caller may read.
 //!
 //! The caller's credential is checked again while the socket is open: every
-//! `CREDENTIAL_RECHECK`, and whenever an event comes from a repository whose read
+//! `credential_recheck()`, and whenever an event comes from a repository whose read
 //! permission is not known yet. Once the token is revoked (or the page's session signed
 //! out or expired) the socket closes; each re-check also forgets the permissions seen so
 //! far, so a narrowed scope applies within one period.
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -26,8 +27,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::live::LiveEvent;
 use crate::state::AppState;
 
-/// How often an open socket checks that its credential is still valid.
-const CREDENTIAL_RECHECK: Duration = Duration::from_secs(30);
+/// How often an open socket checks that its credential is still valid, in
+/// milliseconds (30 s unless `set_credential_recheck` changed it).
+static CREDENTIAL_RECHECK_MS: AtomicU64 = AtomicU64::new(30_000);
+
+/// How often open event and log sockets re-check their credential.
+pub fn credential_recheck() -> Duration {
+    Duration::from_millis(CREDENTIAL_RECHECK_MS.load(Ordering::Relaxed).max(1))
+}
+
+/// Changes the re-check period of sockets opened from now on (tests shorten it).
+pub fn set_credential_recheck(every: Duration) {
+    let millis = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+    CREDENTIAL_RECHECK_MS.store(millis, Ordering::Relaxed);
+}
+
+/// An interval ticking every `credential_recheck()`, first one period from now.
+pub fn recheck_interval() -> tokio::time::Interval {
+    let every = credential_recheck();
+    tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+}
 
 /// Finds the caller's principal again: `None` once its token is revoked or its session
 /// has ended.
@@ -41,19 +60,24 @@ pub async fn follow_events(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    // The extractor above accepted this header: the token is there.
+    let recheck = token_recheck(&state, &headers);
+    open_events(state, principal, recheck, upgrade)
+}
+
+/// Finds the bearer token's principal again (the `Principal` extractor accepted the
+/// `Authorization` header of `headers`, so the token is there).
+pub fn token_recheck(state: &AppState, headers: &HeaderMap) -> Recheck {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .map(|(_, token)| token.trim().to_string())
         .unwrap_or_default();
-    let recheck_state = state.clone();
-    let recheck: Recheck = Arc::new(move || {
-        let (state, token) = (recheck_state.clone(), token.clone());
+    let state = state.clone();
+    Arc::new(move || {
+        let (state, token) = (state.clone(), token.clone());
         Box::pin(async move { crate::web::principal_of_token(&state, &token).await })
-    });
-    open_events(state, principal, recheck, upgrade)
+    })
 }
 
 /// Opens the event websocket for `principal`, whose credential `recheck` finds again.
@@ -97,8 +121,7 @@ enum Verdict {
 async fn send_events(mut follower: Follower, mut socket: WebSocket) {
     let state = follower.state.clone();
     let mut events = state.live.subscribe_events();
-    let start = tokio::time::Instant::now() + CREDENTIAL_RECHECK;
-    let mut recheck = tokio::time::interval_at(start, CREDENTIAL_RECHECK);
+    let mut recheck = recheck_interval();
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -139,7 +162,7 @@ async fn send_events(mut follower: Follower, mut socket: WebSocket) {
 }
 
 /// Closes the socket saying why (code 1008, policy violation).
-async fn close_signed_out(mut socket: WebSocket) {
+pub async fn close_signed_out(mut socket: WebSocket) {
     let frame = CloseFrame {
         code: close_code::POLICY,
         reason: "signed out or token revoked; sign in again".into(),

@@ -17,11 +17,13 @@ use axum::Router;
 use axum::routing::get;
 
 // The web pages open the same streams with a session instead of a bearer header.
-pub use events_api::{Recheck, follow_events, open_events};
+pub use events_api::{
+    Recheck, credential_recheck, follow_events, open_events, set_credential_recheck,
+};
 pub use hub::{EventKind, Hub, LiveEvent, StepFeed};
 pub use logs_api::{LogQuery, step_logs};
 pub use replicas::link_replicas;
-pub use stream::{AfterQuery, follow_step_logs};
+pub use stream::{AfterQuery, follow_step_logs, open_step_logs};
 
 use crate::state::AppState;
 

@@ -4,6 +4,10 @@
 //! Order matters: subscribe to the hub, then read the store, then take live lines only
 //! when numbered past the last line sent. A line stored before the subscription is in
 //! the store read; one stored after it is also published after it, so it arrives live.
+//!
+//! Like the event socket, a stream re-checks its credential every `credential_recheck()`
+//! and closes with code 1008 once the token is revoked, the page's session has ended, or
+//! the caller may no longer read the repository.
 
 use std::time::Duration;
 
@@ -11,14 +15,16 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use gantry_store::{LogLine, MAX_LOG_PAGE};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::events_api::{Recheck, close_signed_out, recheck_interval, token_recheck};
 use super::hub::StepFeed;
 use super::lookup::{FoundStep, StepPath, find_step, step_path, step_status};
-use crate::auth::Principal;
+use crate::auth::{Principal, can_read};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -40,15 +46,31 @@ struct EndFrame<'a> {
     status: &'a str,
 }
 
-/// Opens the websocket after checking that the caller may read the step.
+/// Opens the websocket for a caller with a bearer token, after checking that it may
+/// read the step.
 pub async fn follow_step_logs(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     path: Result<Path<StepPath>, PathRejection>,
     query: Result<Query<AfterQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    let recheck = token_recheck(&state, &headers);
     let path = step_path(path)?;
+    open_step_logs(state, principal, recheck, path, query, upgrade).await
+}
+
+/// Opens the log stream of `path` for `principal`, whose credential `recheck` finds
+/// again while the stream is open.
+pub async fn open_step_logs(
+    state: AppState,
+    principal: Principal,
+    recheck: Recheck,
+    path: StepPath,
+    query: Result<Query<AfterQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
     let found = find_step(&state, &principal, &path).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let upgrade = upgrade.map_err(|_| {
@@ -56,7 +78,7 @@ pub async fn follow_step_logs(
     })?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         let step_id = found.step.id;
-        if let Err(error) = stream_step(&state, found, query.after, socket).await {
+        if let Err(error) = stream_step(&state, found, recheck, query.after, socket).await {
             tracing::debug!(step.id = step_id, error = %error, "log stream ended early");
         }
         state.live.release_step(step_id);
@@ -68,6 +90,8 @@ pub async fn follow_step_logs(
 enum StreamStop {
     #[error("the client went away")]
     ClientGone,
+    #[error("the caller's credential is gone or no longer reads the repository")]
+    SignedOut,
     #[error("{0}")]
     Api(#[from] ApiError),
 }
@@ -76,14 +100,16 @@ enum StreamStop {
 async fn stream_step(
     state: &AppState,
     found: FoundStep,
+    recheck: Recheck,
     after: Option<i64>,
     mut socket: WebSocket,
 ) -> Result<(), StreamStop> {
     let step_id = found.step.id;
+    let mut credential = recheck_interval();
     let mut feed = state.live.subscribe_step(step_id);
     let mut last = after.unwrap_or(i64::MIN);
     catch_up(state, step_id, &mut last, &mut socket).await?;
-    let mut recheck = tokio::time::interval(STATUS_RECHECK);
+    let mut status_check = tokio::time::interval(STATUS_RECHECK);
     loop {
         tokio::select! {
             message = feed.recv() => match message {
@@ -99,11 +125,17 @@ async fn stream_step(
                 }
                 Err(RecvError::Lagged(_)) => catch_up(state, step_id, &mut last, &mut socket).await?,
             },
-            _ = recheck.tick() => {
+            _ = status_check.tick() => {
                 catch_up(state, step_id, &mut last, &mut socket).await?;
                 let step = step_status(state, found.build.build.id, step_id).await?;
                 if step.is_none_or(|s| s.status.is_terminal()) {
                     return finish(state, &found, &mut last, &mut socket).await;
+                }
+            }
+            _ = credential.tick() => {
+                if !still_readable(state, &recheck, found.repo.id).await {
+                    close_signed_out(socket).await;
+                    return Err(StreamStop::SignedOut);
                 }
             }
             incoming = socket.recv() => match incoming {
@@ -114,6 +146,22 @@ async fn stream_step(
                 let _ = socket.send(Message::Close(None)).await;
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Whether the caller's credential still exists and still reads repository `repo_id`
+/// (a store error keeps the stream: the next period checks again).
+async fn still_readable(state: &AppState, recheck: &Recheck, repo_id: i64) -> bool {
+    let Some(principal) = recheck().await else {
+        return false;
+    };
+    match state.store.repo_by_id(repo_id).await {
+        Ok(Some(repo)) => can_read(&principal, &repo),
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(repo.id = repo_id, error = %error, "cannot re-check log stream access");
+            true
         }
     }
 }

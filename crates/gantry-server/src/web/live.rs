@@ -1,7 +1,7 @@
 //! The pages' websockets: the API's event and log streams, opened with the session
 //! cookie instead of a bearer header (browsers cannot set one on a websocket). A socket
-//! opened from another site's page is refused: cookies would go with it. The event socket
-//! closes once the session ends (sign-out, expiry, or its token revoked).
+//! opened from another site's page is refused: cookies would go with it. Both sockets
+//! close once the session ends (sign-out, expiry, or its token revoked).
 
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
@@ -28,14 +28,7 @@ pub async fn events(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> WebResult<Response> {
     check_origin(&headers, &state.config.public_url)?;
-    let (recheck_state, session_id) = (state.clone(), user.session_id.clone());
-    let recheck: Recheck = std::sync::Arc::new(move || {
-        let (state, sessions, id) = (recheck_state.clone(), sessions.clone(), session_id.clone());
-        Box::pin(async move {
-            let token = sessions.token_of(&id)?;
-            principal_of_token(&state, &token).await
-        })
-    });
+    let recheck = session_recheck(&state, sessions, &user);
     call_api(crate::live::open_events(
         state,
         user.principal,
@@ -44,9 +37,22 @@ pub async fn events(
     ))
 }
 
+/// Finds the principal of the user's session again: `None` once it has ended.
+fn session_recheck(state: &AppState, sessions: Sessions, user: &WebUser) -> Recheck {
+    let (state, session_id) = (state.clone(), user.session_id.clone());
+    std::sync::Arc::new(move || {
+        let (state, sessions, id) = (state.clone(), sessions.clone(), session_id.clone());
+        Box::pin(async move {
+            let token = sessions.token_of(&id)?;
+            principal_of_token(&state, &token).await
+        })
+    })
+}
+
 /// `GET .../steps/{step}/stream?after=N`: the step's lines after N, then live ones.
 pub async fn step_stream(
     State(state): State<AppState>,
+    Extension(sessions): Extension<Sessions>,
     user: WebUser,
     headers: HeaderMap,
     Path(path): Path<StepPath>,
@@ -55,14 +61,9 @@ pub async fn step_stream(
 ) -> WebResult<Response> {
     check_origin(&headers, &state.config.public_url)?;
     let query = query.map_err(|e| WebError::bad_request(e.body_text()))?;
+    let recheck = session_recheck(&state, sessions, &user);
+    let path = path.api()?;
     call_api(
-        crate::live::follow_step_logs(
-            State(state),
-            user.principal,
-            Ok(Path(path.api()?)),
-            Ok(query),
-            upgrade,
-        )
-        .await,
+        crate::live::open_step_logs(state, user.principal, recheck, path, Ok(query), upgrade).await,
     )
 }
