@@ -61,7 +61,7 @@ pub use secrets::{
     SECRET_KEY_ENV, SECRET_KEY_FILE, SecretInfo, SecretKey, SecretStore, SecretValue,
 };
 pub use status::{BuildEvent, ForgeKind, RunStatus};
-pub use time::{Millis, now_ms};
+pub use time::{Millis, now_ms, utc_minutes};
 pub use tokens::{
     ApiToken, NewToken, PlaintextToken, TOKEN_PREFIX, TokenRole, TokenStore, token_hash,
 };
