@@ -601,6 +601,71 @@ async fn sec_05_a_runner_cannot_approve_an_approval_step_itself() {
     .await;
 }
 
+#[tokio::test]
+async fn sec_09_secrets_a_runner_sends_are_masked_by_the_server() {
+    within("server-side masking", async {
+        let (server, _dir) = start().await;
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: build\n    image: busybox\n    environment:\n      TOKEN:\n        from_secret: token\n    commands: [echo hi]\n";
+        let (build_id, step_id) = queue_build(&server, yaml).await;
+        let store = &server.state().store;
+        let repo_id = store.build_by_id(build_id).await.unwrap().unwrap().build.repo_id;
+        let secret = "hunter2-remote-secret";
+        let value = gantry_store::SecretValue::new(secret.to_string());
+        store.set_secret(repo_id, "token", &value, now_ms()).await.unwrap();
+        let mut events = server.state().live.subscribe_events();
+        let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut a, _) = connect(&server, &token_a, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut a).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        let failed = RunnerMessage::StepUpdate(StepUpdate {
+            assignment: id,
+            seq: 3,
+            step: "build".into(),
+            state: StepState::Failure,
+            exit_code: Some(1),
+            error: Some(format!("exit 1: {secret}")),
+        });
+        let done = RunnerMessage::Done(Done {
+            assignment: id,
+            seq: 4,
+            outcome: Outcome::Error,
+            error: Some(format!("gave up: {secret}")),
+        });
+        let leak = format!("the token is {secret}");
+        for message in [
+            update(id, 1, StepState::Running),
+            logs(id, 2, "build", &[&leak]),
+            failed,
+            done,
+        ] {
+            send(&mut a, &message).await;
+            assert!(matches!(next(&mut a).await, ServerMessage::Ack(_)));
+        }
+        let lines = store.read_logs(step_id, None, 0).await.unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].text.starts_with("the token is "), "{}", lines[0].text);
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        let stored = [
+            lines[0].text.clone(),
+            detail.workflows[0].steps[0].error.clone().unwrap_or_default(),
+            detail.workflows[0].workflow.error.clone().unwrap_or_default(),
+        ];
+        assert!(stored[1].starts_with("exit 1: ") && stored[2].starts_with("gave up: "));
+        let mut published = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            published.extend(event.error);
+        }
+        assert!(!published.is_empty(), "the step's error was published");
+        for text in stored.iter().chain(&published) {
+            assert!(!text.contains(secret), "secret leaked: {text}");
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
 /// The `waiting_for` of the build's first workflow, as the API shows it.
 async fn waiting_for(server: &Server) -> Option<String> {
     let url = format!("http://{}/api/repos/o/r/builds/1", server.addr());

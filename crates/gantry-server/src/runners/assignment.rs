@@ -5,16 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_pipeline::plan::{Plan, StepKind};
+use gantry_pipeline::plan::StepKind;
 use gantry_proto::{
     Assign, AssignmentId, Logs, MAX_FRAME_BYTES, Outcome, Secrets, ServerMessage, StepState,
     StepUpdate, Stream, encode,
 };
+use gantry_runner::mask::Masker;
 use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
 use gantry_store::{QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
 use tokio::time::Instant;
 
 use super::hello::RunnerInfo;
+use crate::run::plan::PreparedRun;
 use crate::run::writer::RunWriter;
 use crate::run::{RunTarget, backend, finish, plan};
 use crate::state::AppState;
@@ -37,7 +39,13 @@ pub struct Held {
     pub approval_steps: Vec<gantry_pipeline::plan::Step>,
     /// Tasks waiting for approval decisions (aborted when the assignment ends).
     pub waiters: Vec<tokio::task::AbortHandle>,
+    /// The assignment's secret values: masked again in whatever the runner reports, in
+    /// case a runner does not (security rule 9).
+    masker: Masker,
 }
+
+/// The longest error message stored from a runner's report; the rest is cut.
+const MAX_ERROR_BYTES: usize = 4 * 1024;
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -89,7 +97,8 @@ async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loa
     })
 }
 
-fn held(state: &AppState, item: QueueItem, loaded: &Loaded, plan: &Plan) -> Held {
+fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedRun) -> Held {
+    let plan = &prepared.plan;
     let minutes = loaded.repo.timeout_minutes.max(1);
     let limit = Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
     // A resumed workflow keeps the deadline of its start, not of the reconnect.
@@ -108,6 +117,7 @@ fn held(state: &AppState, item: QueueItem, loaded: &Loaded, plan: &Plan) -> Held
             .cloned()
             .collect(),
         waiters: Vec::new(),
+        masker: Masker::new(prepared.secrets.values().map(String::as_str)),
     }
 }
 
@@ -136,6 +146,7 @@ pub async fn start(
     } else {
         BTreeMap::new()
     };
+    let held = held(state, item.clone(), &loaded, &prepared);
     let assign = Assign {
         assignment: item.id,
         workflow: gantry_proto::WorkflowInfo {
@@ -144,12 +155,11 @@ pub async fn start(
             name: loaded.workflow.name.clone(),
             key: backend::workflow_id(loaded.target.build_id, item.workflow_id).0,
         },
-        secrets: Secrets(prepared.secrets),
+        secrets: Secrets(prepared.secrets.clone()),
         lease_ms: super::LEASE_MS.unsigned_abs(),
         log_offsets,
         plan: prepared.plan,
     };
-    let held = held(state, item, &loaded, &assign.plan);
     let message = ServerMessage::Assign(Box::new(assign));
     check_frame_size(&message)?;
     mark_running(state, &loaded.target).await;
@@ -175,9 +185,9 @@ fn check_frame_size(message: &ServerMessage) -> Result<(), String> {
 /// Re-attaches an assignment the runner still holds after it reconnected.
 pub async fn resume(state: &AppState, runner_id: &str, item: QueueItem) -> Result<Held, String> {
     let loaded = load(state, &item, runner_id).await?;
-    let plan: Plan = serde_json::from_str(&loaded.workflow.plan)
-        .map_err(|e| format!("the stored plan cannot be read: {e}"))?;
-    Ok(held(state, item, &loaded, &plan))
+    // Read again for the secret values to mask (the runner keeps its adapted plan).
+    let prepared = plan::prepare(state, &loaded.repo, &loaded.workflow).await?;
+    Ok(held(state, item, &loaded, &prepared))
 }
 
 /// The last line number each started step stored in an earlier attempt (a runner that
@@ -274,7 +284,7 @@ impl Held {
         let report = StepReport {
             status: step_status(update.state),
             exit_code: update.exit_code,
-            error: update.error.clone(),
+            error: update.error.as_deref().map(|e| self.clean_error(e)),
             ..StepReport::pending(&update.step)
         };
         self.writer.step_changed(&report).await;
@@ -301,7 +311,7 @@ impl Held {
                 Stream::Stdout => OutputStream::Stdout,
                 Stream::Stderr => OutputStream::Stderr,
             };
-            batch.push(stream, &line.text, line.elapsed_ms);
+            batch.push(stream, &self.masker.mask(&line.text), line.elapsed_ms);
         }
         self.writer.logs(&batch).await;
         Ok(())
@@ -342,13 +352,33 @@ impl Held {
             (Outcome::Cancelled, None) => (RunStatus::Killed, None),
             (Outcome::Error, _) => (
                 RunStatus::Error,
-                Some(error.unwrap_or_else(|| "the run failed on the runner".into())),
+                Some(error.map_or_else(
+                    || "the run failed on the runner".into(),
+                    |e| self.clean_error(&e),
+                )),
             ),
         };
         let steps = self.stored_steps(state).await;
         let (status, error) = worsened(status, error, &steps);
         finish::finish_workflow(state, &self.target, status, error).await;
         Ok(())
+    }
+
+    /// A runner's error message as stored: secrets masked, at most [`MAX_ERROR_BYTES`].
+    pub fn clean_error(&self, error: &str) -> String {
+        let masked = self.masker.mask(error);
+        if masked.len() <= MAX_ERROR_BYTES {
+            return masked.into_owned();
+        }
+        let mut end = MAX_ERROR_BYTES;
+        while !masked.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!(
+            "{}… (cut at {} KiB)",
+            &masked[..end],
+            MAX_ERROR_BYTES / 1024
+        )
     }
 
     /// The workflow's steps as stored (names and statuses).
