@@ -146,7 +146,6 @@ pub async fn start(
     } else {
         BTreeMap::new()
     };
-    let held = held(state, item.clone(), &loaded, &prepared);
     let assign = Assign {
         assignment: item.id,
         workflow: gantry_proto::WorkflowInfo {
@@ -158,10 +157,12 @@ pub async fn start(
         secrets: Secrets(prepared.secrets.clone()),
         lease_ms: super::LEASE_MS.unsigned_abs(),
         log_offsets,
-        plan: prepared.plan,
+        plan: prepared.plan.clone(),
     };
     let message = ServerMessage::Assign(Box::new(assign));
     check_frame_size(&message)?;
+    // After the size check: building the masker for a huge secret is slow.
+    let held = held(state, item, &loaded, &prepared);
     mark_running(state, &loaded.target).await;
     Ok(Some((held, message)))
 }
