@@ -144,8 +144,12 @@ impl Session {
 
     async fn serve(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) {
         let mut tick = tokio::time::interval(TICK);
+        // When the queue is looked at next without an announcement: at once on connect and
+        // whenever a slot frees, so a busy runner drains the queue without waiting a poll.
+        let mut next_poll = Instant::now();
         loop {
-            let free = self.held.len() < self.runner.capacity;
+            let held_before = self.held.len();
+            let free = held_before < self.runner.capacity;
             tokio::select! {
                 text = next_text(stream) => match text {
                     Some(text) => {
@@ -154,7 +158,16 @@ impl Session {
                     }
                     None => return,
                 },
-                () = wait_for_work(&self.state), if free => self.claim().await,
+                () = wait_for_work(&self.state, next_poll), if free => {
+                    next_poll = if self.claim().await {
+                        // More may be queued: look again at once, and wake another
+                        // runner to look too (an announcement wakes only one).
+                        self.state.live.deliver_work();
+                        Instant::now()
+                    } else {
+                        Instant::now() + POLL_INTERVAL
+                    };
+                }
                 event = self.events.recv() => self.on_event(event).await,
                 _ = tick.tick() => {
                     if !self.check_time().await {
@@ -162,6 +175,9 @@ impl Session {
                     }
                 }
                 () = self.state.shutdown.cancelled() => return,
+            }
+            if self.held.len() < held_before {
+                next_poll = Instant::now();
             }
         }
     }
@@ -179,16 +195,17 @@ impl Session {
         .await;
     }
 
-    async fn claim(&mut self) {
+    /// Claims one queued workflow this runner can take; true when it got one.
+    async fn claim(&mut self) -> bool {
         let claimed = (self.state.store)
             .claim_next(self.runner_id(), &self.runner.labels, now_ms(), LEASE_MS)
             .await;
         let item = match claimed {
             Ok(Some(item)) => item,
-            Ok(None) => return,
+            Ok(None) => return false,
             Err(error) => {
                 tracing::error!(error = %error, "claiming queued work failed");
-                return;
+                return false;
             }
         };
         let started =
@@ -212,6 +229,7 @@ impl Session {
                 let _ = self.state.store.complete(item.id, self.runner_id()).await;
             }
         }
+        true
     }
 
     async fn handle(&mut self, text: &str) {
@@ -467,9 +485,10 @@ impl Session {
     }
 }
 
-async fn wait_for_work(state: &AppState) {
+/// Returns when work is announced or at `deadline`, whichever comes first.
+async fn wait_for_work(state: &AppState, deadline: Instant) {
     tokio::select! {
         () = state.live.work_announced() => {}
-        () = tokio::time::sleep(POLL_INTERVAL) => {}
+        () = tokio::time::sleep_until(deadline) => {}
     }
 }
