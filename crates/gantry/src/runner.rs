@@ -1,14 +1,11 @@
 //! `gantry runner`: runs the server's workflows on this host (docs/runners.md).
 //!
-//! One websocket to the server (docs/runner-protocol.md). Assignments run with the same
-//! [`Runtime`](gantry_runner::Runtime) as `gantry exec` and the in-process runner, so
-//! secrets are masked here before a line leaves the host. Every message about an
-//! assignment is numbered and kept until the server acknowledges it; after a lost
-//! connection the runner reconnects with growing pauses, resumes its assignments and
-//! sends again what was not acknowledged.
-
-mod connection;
-mod job;
+//! One websocket to the server (docs/runner-protocol.md), served by the `gantry-agent`
+//! crate, the same code as the server's built-in runner. Assignments run with the same
+//! [`Runtime`](gantry_runner::Runtime) as `gantry exec`, so secrets are masked here
+//! before a line leaves the host. Every message about an assignment is numbered and kept
+//! until the server acknowledges it; after a lost connection the runner reconnects with
+//! growing pauses, resumes its assignments and sends again what was not acknowledged.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use gantry_agent::{Notices, RunnerSetup, WebSocket};
 use gantry_docker::{DockerBackend, DockerConfig};
 use gantry_runner::{Backend, LocalBackend};
 use tokio_util::sync::CancellationToken;
@@ -73,20 +71,6 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
         .collect()
 }
 
-/// What a connection needs to know about this runner.
-#[derive(Clone)]
-pub struct RunnerSetup {
-    /// `ws://host:port/api/runners/connect`.
-    url: String,
-    /// The runner token.
-    token: String,
-    name: String,
-    labels: BTreeMap<String, String>,
-    capacity: u32,
-    backend_name: &'static str,
-    backend: Arc<dyn Backend>,
-}
-
 /// Runs `gantry runner` until it is interrupted or its token is refused.
 pub fn run(connection: Connection, args: RunnerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -97,7 +81,7 @@ pub fn run(connection: Connection, args: RunnerArgs) -> anyhow::Result<ExitCode>
     runtime.block_on(async {
         let setup = setup(&connection, args).await?;
         let stop = CancellationToken::new();
-        let serving = connection::serve(setup, stop.clone());
+        let serving = gantry_agent::serve(setup, stop.clone());
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => return result,
@@ -148,13 +132,16 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
     let mut labels = gantry_proto::host_labels(backend_name);
     labels.extend(args.labels.map(|l| l.0).unwrap_or_default());
     Ok(RunnerSetup {
-        url,
-        token,
+        transport: Arc::new(WebSocket { url, token }),
+        stopped_message: format!(
+            "the runner `{name}` was stopped while this ran; restart the build"
+        ),
         name,
         labels,
         capacity: args.capacity,
         backend_name,
         backend,
+        notices: Notices::Stderr,
     })
 }
 

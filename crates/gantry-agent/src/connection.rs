@@ -1,5 +1,6 @@
-//! The runner's side of the websocket: hello, assignments, numbered messages kept until
-//! acknowledged, heartbeats, and reconnecting with growing pauses.
+//! The runner's side of a connection (a websocket or an in-memory link): hello,
+//! assignments, numbered messages kept until acknowledged, heartbeats, and reconnecting
+//! with growing pauses.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -10,18 +11,19 @@ use gantry_proto::{
     AssignmentId, Hello, PROTOCOL_VERSION, RunnerMessage, ServerMessage, decode_server, encode,
 };
 use gantry_runner::ApprovalDecision;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-use super::RunnerSetup;
 use super::job::{self, Decisions, JobEvent};
+use super::{ConnectError, Link, RunnerSetup};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = Link;
+
+/// Says something about the runner's work (to stderr or the log, per the setup).
+macro_rules! notice {
+    ($setup:expr, $($arg:tt)*) => { $setup.notice(format_args!($($arg)*)) };
+}
 
 /// First pause before reconnecting; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
@@ -87,8 +89,9 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
             Ended::Stopped => return Ok(()),
             Ended::Fatal(error) => return Err(error),
             Ended::Lost(why) => {
-                eprintln!(
-                    "gantry runner: {why}; reconnecting in {} ms",
+                notice!(
+                    runner.setup,
+                    "{why}; reconnecting in {} ms",
                     pause.as_millis()
                 );
             }
@@ -99,33 +102,14 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
 }
 
 async fn connect(setup: &RunnerSetup) -> Result<Socket, Ended> {
-    let mut request = (setup.url.as_str())
-        .into_client_request()
-        .map_err(|e| Ended::Fatal(anyhow!("the server URL `{}` is unusable: {e}", setup.url)))?;
-    let bearer = format!("Bearer {}", setup.token).parse().map_err(|_| {
-        Ended::Fatal(anyhow!(
-            "the runner token holds characters a header cannot carry"
-        ))
-    })?;
-    request.headers_mut().insert("authorization", bearer);
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) => {
-            let status = response.status();
-            let body = response
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            let error = anyhow!("the server refused the runner ({status}): {}", body.trim());
-            if status.as_u16() == 401 || status.as_u16() == 403 {
-                Err(Ended::Fatal(error))
-            } else {
-                Err(Ended::Lost(error.to_string()))
-            }
-        }
-        Err(error) => Err(Ended::Lost(format!("cannot reach {}: {error}", setup.url))),
-    }
+    setup
+        .transport
+        .connect()
+        .await
+        .map_err(|error| match error {
+            ConnectError::Refused(error) => Ended::Fatal(error),
+            ConnectError::Unreachable(why) => Ended::Lost(why),
+        })
 }
 
 impl Runner {
@@ -152,17 +136,15 @@ impl Runner {
 
     /// Numbers a job's event and keeps it until acknowledged; returns it to send.
     fn record(&mut self, id: AssignmentId, event: JobEvent) -> Option<RunnerMessage> {
-        let stopping = self.stopping.then(|| self.setup.name.clone());
+        let stopping = self.stopping.then(|| self.setup.stopped_message.clone());
         let job = self.jobs.get_mut(&id)?;
         let mut message = job::message(id, job.next_seq, event, &job.log_offsets)?;
-        if let (RunnerMessage::Done(done), Some(name)) = (&mut message, stopping)
+        if let (RunnerMessage::Done(done), Some(why)) = (&mut message, stopping)
             && done.outcome == gantry_proto::Outcome::Cancelled
         {
             // Not a person's cancel: the build ends in error and says why.
             done.outcome = gantry_proto::Outcome::Error;
-            done.error = Some(format!(
-                "the runner `{name}` was stopped while this ran; restart the build"
-            ));
+            done.error = Some(why);
         }
         job.next_seq += 1;
         if matches!(message, RunnerMessage::Done(_)) {
@@ -177,33 +159,34 @@ impl Runner {
             Ok(heartbeat) => heartbeat,
             Err(ended) => return ended,
         };
-        eprintln!(
-            "gantry runner: connected to {} as `{}`",
-            self.setup.url, self.setup.name
+        notice!(
+            self.setup,
+            "connected to {} as `{}`",
+            self.setup.transport.describe(),
+            self.setup.name
         );
         let mut tick = tokio::time::interval(heartbeat);
         loop {
             let outgoing: Vec<RunnerMessage> = tokio::select! {
-                frame = socket.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match self.on_server(&text) {
+                frame = socket.incoming.next() => match frame {
+                    Some(Ok(text)) => match self.on_server(&text) {
                         Ok(replies) => replies,
                         Err(ended) => return ended,
                     },
-                    Some(Ok(Message::Close(_))) | None => return Ended::Lost("the server closed the connection".into()),
-                    Some(Err(error)) => return Ended::Lost(format!("the connection failed: {error}")),
-                    Some(Ok(_)) => Vec::new(),
+                    None => return Ended::Lost("the server closed the connection".into()),
+                    Some(Err(error)) => return Ended::Lost(error),
                 },
                 Some((id, event)) = self.events.recv() => self.record(id, event).into_iter().collect(),
                 _ = tick.tick() => self.heartbeat(),
                 () = self.stop.cancelled(), if !self.stopping => self.begin_stop(),
             };
             for message in outgoing {
-                if let Err(error) = socket.send(Message::text(encode(&message))).await {
-                    return Ended::Lost(format!("sending failed: {error}"));
+                if let Err(error) = socket.outgoing.send(encode(&message)).await {
+                    return Ended::Lost(error);
                 }
             }
             if self.stopping && self.jobs.is_empty() {
-                let _ = socket.close(None).await;
+                let _ = socket.outgoing.close().await;
                 return Ended::Stopped;
             }
         }
@@ -220,16 +203,12 @@ impl Runner {
             backends: vec![self.setup.backend_name.to_string()],
             resume: self.jobs.keys().copied().collect(),
         });
-        let lost = |e: tungstenite::Error| Ended::Lost(format!("the connection failed: {e}"));
-        socket
-            .send(Message::text(encode(&hello)))
-            .await
-            .map_err(lost)?;
+        let lost = Ended::Lost;
+        socket.outgoing.send(encode(&hello)).await.map_err(lost)?;
         let welcome = loop {
-            let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.next()).await;
+            let frame = tokio::time::timeout(WELCOME_TIMEOUT, socket.incoming.next()).await;
             let text = match frame {
-                Ok(Some(Ok(Message::Text(text)))) => text,
-                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Ok(text))) => text,
                 Ok(Some(Err(e))) => return Err(lost(e)),
                 Ok(None) | Err(_) => return Err(Ended::Lost("no welcome from the server".into())),
             };
@@ -246,9 +225,11 @@ impl Runner {
             }
         };
         for dropped in &welcome.dropped {
-            eprintln!(
-                "gantry runner: assignment {} dropped: {}",
-                dropped.assignment, dropped.reason
+            notice!(
+                self.setup,
+                "assignment {} dropped: {}",
+                dropped.assignment,
+                dropped.reason
             );
             if let Some(job) = self.jobs.remove(&dropped.assignment) {
                 job.cancel.cancel();
@@ -259,10 +240,7 @@ impl Runner {
                 continue;
             };
             for message in &job.unacked {
-                socket
-                    .send(Message::text(encode(message)))
-                    .await
-                    .map_err(lost)?;
+                socket.outgoing.send(encode(message)).await.map_err(lost)?;
             }
         }
         Ok(Duration::from_millis(
@@ -291,16 +269,20 @@ impl Runner {
         match message {
             ServerMessage::Assign(assign) if self.stopping => {
                 // Not started: its lease runs out and it goes back to the queue.
-                eprintln!(
-                    "gantry runner: stopping; assignment {} left to another runner",
+                notice!(
+                    self.setup,
+                    "stopping; assignment {} left to another runner",
                     assign.assignment
                 );
             }
             ServerMessage::Assign(assign) => {
                 let id = assign.assignment;
-                eprintln!(
-                    "gantry runner: running {} #{} `{}` (assignment {id})",
-                    assign.workflow.repo, assign.workflow.build_number, assign.workflow.name
+                notice!(
+                    self.setup,
+                    "running {} #{} `{}` (assignment {id})",
+                    assign.workflow.repo,
+                    assign.workflow.build_number,
+                    assign.workflow.name
                 );
                 let log_offsets = assign.log_offsets.clone();
                 let cancel = job::spawn(
@@ -325,8 +307,9 @@ impl Runner {
                         .reason
                         .as_deref()
                         .unwrap_or("the build was cancelled");
-                    eprintln!(
-                        "gantry runner: stopping assignment {}: {why}",
+                    notice!(
+                        self.setup,
+                        "stopping assignment {}: {why}",
                         cancel.assignment
                     );
                     job.cancel.cancel();
@@ -345,8 +328,9 @@ impl Runner {
                     .decide(decision.assignment, &decision.step, verdict);
             }
             ServerMessage::Error(error) => {
-                eprintln!(
-                    "gantry runner: the server refused a message: {}",
+                notice!(
+                    self.setup,
+                    "the server refused a message: {}",
                     error.message
                 );
                 // The server no longer lets this runner act on the assignment: stop it.
@@ -368,10 +352,13 @@ impl Runner {
             .filter(|v| v["type"] == "assign")
             .and_then(|v| v["assignment"].as_i64());
         let Some(id) = id.filter(|id| !self.jobs.contains_key(id)) else {
-            eprintln!("gantry runner: skipped a server message it cannot read: {error}");
+            notice!(
+                self.setup,
+                "skipped a server message it cannot read: {error}"
+            );
             return Vec::new();
         };
-        eprintln!("gantry runner: cannot read assignment {id}: {error}");
+        notice!(self.setup, "cannot read assignment {id}: {error}");
         let done = RunnerMessage::Done(gantry_proto::Done {
             assignment: id,
             seq: 1,
