@@ -99,7 +99,7 @@ pub async fn launch(
         config: Arc::new(config),
         live: live::Hub::new(),
         git: Arc::new(git),
-        cancels: run::Cancels::default(),
+        local_runner: runners::local::Handle::default(),
         approvals: builds::ApprovalBoard::default(),
         prepare_slots: Arc::new(tokio::sync::Semaphore::new(builds::PREPARE_SLOTS)),
         runners: runners::Registry::default(),
@@ -123,7 +123,7 @@ pub async fn launch(
     recovery::recover(&state).await?;
     runners::spawn_lease_keeper(state.clone());
     if !state.config.no_local_runner {
-        run::spawn(state.clone());
+        runners::local::spawn(state.clone());
     }
     let app = api::router(state.clone());
     let stop = state.shutdown.clone();

@@ -21,8 +21,8 @@ pub struct AppState {
     pub live: crate::live::Hub,
     /// Bare repositories that commits are fetched into.
     pub git: Arc<GitCache>,
-    /// Cancellation handles of running builds.
-    pub cancels: crate::run::Cancels,
+    /// The built-in runner, for a graceful stop to wait for it.
+    pub local_runner: crate::runners::local::Handle,
     /// Approval decisions, announced to the runner waiting on them.
     pub approvals: ApprovalBoard,
     /// Hook builds fetched and compiled at once: a burst of hooks queues here instead of

@@ -141,7 +141,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // Running builds are stopped and end in `error` saying the server stopped; wait for
     // them to record that before the database closes.
     server.state().shutdown.cancel();
-    gantry_server::run::drain(server.state(), DRAIN_LIMIT).await;
+    gantry_server::runners::local::drain(server.state(), DRAIN_LIMIT).await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,6 @@ pub async fn cancel(
     }
     let reason = format!("cancelled by {}", by.subject());
     state.store.cancel_build_items(build.id, &reason).await?;
-    let running_here = state.cancels.cancel(build.id);
     let at = now_ms();
     let killed = StatusChange {
         status: RunStatus::Killed,
@@ -40,11 +39,8 @@ pub async fn cancel(
         error: None,
     };
     for workflow in &detail.workflows {
-        // Steps running here are killed and recorded by the runner itself.
+        // The runners running it hear the cancel from the build's event.
         for step in workflow.steps.iter().filter(|s| !s.status.is_terminal()) {
-            if running_here && step.status == RunStatus::Running {
-                continue;
-            }
             let change = StepChange {
                 status: RunStatus::Killed,
                 at,

@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use gantry_store::{
     Approval, ApprovalDecision, MAX_LOG_PAGE, MAX_NOTIFY_PAYLOAD, Notification, NotifyListener,
-    RunStatus,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-use super::hub::{EventKind, LiveEvent};
+use super::hub::LiveEvent;
 use crate::builds::DecidedApproval;
 use crate::state::AppState;
 
@@ -259,12 +258,8 @@ async fn deliver(state: &AppState, message: Relayed, received: &Received) {
     match message {
         Relayed::Lines { step, first, last } => deliver_lines(state, step, first, last).await,
         Relayed::Ended { step } => state.live.deliver_end(step),
-        Relayed::Event(event) => {
-            if event.kind == EventKind::Build && event.status == RunStatus::Killed {
-                cancel_here(state, &event).await;
-            }
-            state.live.deliver_event(event);
-        }
+        // A cancel reaches this replica's runners (the built-in one too) from the event.
+        Relayed::Event(event) => state.live.deliver_event(event),
         Relayed::Work => state.live.deliver_work(),
         Relayed::Decision {
             step,
@@ -314,21 +309,11 @@ async fn deliver_lines(state: &AppState, step: i64, first: i64, last: i64) {
     }
 }
 
-/// Stops a build cancelled on another replica where it runs here: the in-process
-/// runner's steps (remote runners hear it from the event).
-async fn cancel_here(state: &AppState, event: &LiveEvent) {
-    if let Ok(Some(detail)) = state
-        .store
-        .build_by_number(event.repo_id, event.build)
-        .await
-    {
-        state.cancels.cancel(detail.build.id);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::EventKind;
+    use gantry_store::RunStatus;
 
     #[test]
     fn line_pointers_fold_per_step_through_interleaving_and_never_past_an_end() {

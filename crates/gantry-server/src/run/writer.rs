@@ -1,11 +1,10 @@
-//! Writes what a run reports to the store, then tells the hub: step statuses (forward
-//! only) and log batches.
+//! Writes what a runner reports (checked by its session) to the store, then tells the
+//! hub: step statuses (forward only) and log batches.
 
 use std::collections::HashMap;
 
-use gantry_runner::{LogBatch, OutputStream, RunEvent, StepReport, StepStatus};
+use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
 use gantry_store::{LogLine, RunStatus, StatusChange, StepChange, now_ms};
-use tokio::sync::mpsc;
 
 use super::RunTarget;
 use crate::live::{EventKind, LiveEvent};
@@ -24,7 +23,7 @@ pub fn step_status(status: StepStatus) -> Option<RunStatus> {
     }
 }
 
-/// Consumes one run's events in order until the runtime drops its sender.
+/// Writes one workflow's reported step states and lines, in the order they come.
 pub struct RunWriter {
     state: AppState,
     target: RunTarget,
@@ -47,16 +46,6 @@ impl RunWriter {
             target,
             step_ids,
             capped: HashMap::new(),
-        }
-    }
-
-    /// Writes every event until the channel closes.
-    pub async fn run(mut self, mut events: mpsc::Receiver<RunEvent>) {
-        while let Some(event) = events.recv().await {
-            match event {
-                RunEvent::Step(report) => self.step_changed(&report).await,
-                RunEvent::Logs(batch) => self.logs(&batch).await,
-            }
         }
     }
 
@@ -225,11 +214,11 @@ mod tests {
         }
     }
 
-    fn report(step: &str, status: StepStatus) -> RunEvent {
-        RunEvent::Step(StepReport {
+    fn report(step: &str, status: StepStatus) -> StepReport {
+        StepReport {
             status,
             ..StepReport::pending(step)
-        })
+        }
     }
 
     #[tokio::test]
@@ -246,21 +235,24 @@ mod tests {
             let mine = build_with_steps(&state, "mine", &["build"]).await;
             let other = build_with_steps(&state, "other", &["deploy"]).await;
 
-            let (tx, rx) = mpsc::channel(16);
-            let writing = tokio::spawn(RunWriter::new(state.clone(), mine.clone()).run(rx));
-            tx.send(report("build", StepStatus::Running)).await.unwrap();
-            tx.send(report("build", StepStatus::Success)).await.unwrap();
+            let mut writer = RunWriter::new(state.clone(), mine.clone());
+            writer
+                .step_changed(&report("build", StepStatus::Running))
+                .await;
+            writer
+                .step_changed(&report("build", StepStatus::Success))
+                .await;
             // A late or forged report cannot move the finished step back.
-            tx.send(report("build", StepStatus::Running)).await.unwrap();
+            writer
+                .step_changed(&report("build", StepStatus::Running))
+                .await;
             // Names outside this workflow (another build's step) are not written.
-            tx.send(report("deploy", StepStatus::Failure))
-                .await
-                .unwrap();
+            writer
+                .step_changed(&report("deploy", StepStatus::Failure))
+                .await;
             let mut batch = gantry_runner::LogBatch::new("deploy", 1);
             batch.push(gantry_runner::OutputStream::Stdout, "injected", 0);
-            tx.send(RunEvent::Logs(batch)).await.unwrap();
-            drop(tx);
-            writing.await.unwrap();
+            writer.logs(&batch).await;
 
             let step_of = |target: &RunTarget| target.steps[0].id;
             let mine_now = state

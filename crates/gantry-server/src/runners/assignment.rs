@@ -33,6 +33,8 @@ pub struct Held {
     pub applied: u64,
     /// When the repository's timeout stops it.
     pub deadline: Instant,
+    /// The repository's timeout, for the message.
+    pub timeout_minutes: i64,
     /// Why the server stopped it (timeout, lost lease), when it did.
     pub stop_reason: Option<String>,
     /// The plan's approval steps, for the approver.
@@ -111,6 +113,7 @@ fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedR
         target: loaded.target.clone(),
         applied: 0,
         deadline: Instant::now() + limit.saturating_sub(ran),
+        timeout_minutes: minutes,
         stop_reason: None,
         approval_steps: (plan.steps.iter())
             .filter(|s| s.kind == StepKind::Approval)

@@ -3,15 +3,13 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt as _;
-use futures_util::stream::SplitStream;
 use gantry_proto::{
     PROTOCOL_VERSION, Refused, RunnerMessage, ServerMessage, Welcome, decode_runner,
 };
 use tokio::sync::mpsc;
 
-use super::session::Session;
+use super::session::{Incoming, Session};
 use super::{LEASE_MS, RunnerCredential, hello};
 use crate::state::AppState;
 
@@ -22,7 +20,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) async fn greet(
     state: &AppState,
     credential: &RunnerCredential,
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut Incoming,
     out: &mpsc::Sender<ServerMessage>,
 ) -> Option<Session> {
     let refuse = |reason: String| async move {
@@ -69,13 +67,7 @@ pub(super) async fn greet(
     Some(session)
 }
 
-/// The next text frame; None when the socket closed.
-pub(super) async fn next_text(stream: &mut SplitStream<WebSocket>) -> Option<String> {
-    loop {
-        match stream.next().await? {
-            Ok(Message::Text(text)) => return Some(text.to_string()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {} // pings, pongs; binary frames are not part of the protocol
-        }
-    }
+/// The next text; None when the connection closed.
+pub(super) async fn next_text(stream: &mut Incoming) -> Option<String> {
+    stream.next().await
 }

@@ -3,24 +3,31 @@
 //! A runner authenticates with a runner token; its id is `runner:<token id>`, never a
 //! name it sends (security rule 4). Each connection is a [`session`]: it claims work for
 //! the runner with the store's `claim_next`, sends `Assign`, checks and stores every
-//! update through the in-process runner's writer, extends leases on heartbeats, forwards
-//! cancels and decisions, and acknowledges what it stored.
+//! update through the run writer, extends leases on heartbeats, forwards cancels and
+//! decisions, and acknowledges what it stored.
+//!
+//! The server's built-in runner ([`local`]) is one of them: a `gantry-agent` connected
+//! through an in-memory pair of channels instead of a websocket, with the credential of
+//! the server's own runner id. Everything else (hello, labels, lease, cancels,
+//! decisions, the checks of what it reports) is the same code.
 
 mod assignment;
 mod greet;
 mod hello;
+pub mod local;
 mod registry;
 mod session;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::{SinkExt as _, StreamExt as _};
 use gantry_proto::{CONNECT_PATH, MAX_FRAME_BYTES};
 use gantry_store::{TokenRole, now_ms};
 
@@ -60,8 +67,9 @@ pub struct RunnerCredential {
     pub runner_id: String,
     /// The token's name.
     pub name: String,
-    /// The plaintext, to check now and then that it was not revoked.
-    token: String,
+    /// The plaintext, to check now and then that it was not revoked (None: the
+    /// server's built-in runner, which has no token).
+    token: Option<String>,
 }
 
 impl std::fmt::Debug for RunnerCredential {
@@ -73,12 +81,27 @@ impl std::fmt::Debug for RunnerCredential {
 }
 
 impl RunnerCredential {
+    /// The credential of the server's built-in runner: its id is the server's own runner
+    /// id (`server:<host>:<data-dir digest>`), which crash recovery looks for.
+    pub(crate) fn built_in(runner_id: String) -> Self {
+        RunnerCredential {
+            runner_id,
+            name: "built-in".into(),
+            token: None,
+        }
+    }
+
+    /// True for the server's built-in runner.
+    pub fn is_built_in(&self) -> bool {
+        self.token.is_none()
+    }
+
     /// True while the token verifies (it was not revoked).
     pub async fn still_valid(&self, state: &AppState) -> bool {
-        !matches!(
-            state.store.verify_token(&self.token, now_ms()).await,
-            Ok(None)
-        )
+        let Some(token) = &self.token else {
+            return true;
+        };
+        !matches!(state.store.verify_token(token, now_ms()).await, Ok(None))
     }
 }
 
@@ -106,7 +129,7 @@ impl FromRequestParts<AppState> for RunnerCredential {
         Ok(RunnerCredential {
             runner_id: format!("runner:{}", stored.id),
             name: stored.name,
-            token: token.to_string(),
+            token: Some(token.to_string()),
         })
     }
 }
@@ -124,7 +147,25 @@ async fn connect(
     })?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(state, credential, socket)))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            let outgoing = sink
+                .with(|text: String| std::future::ready(Ok(Message::Text(text.into()))))
+                .sink_map_err(|_: axum::Error| ());
+            let incoming = stream
+                .take_while(|frame| {
+                    std::future::ready(
+                        matches!(frame, Ok(message) if !matches!(message, Message::Close(_))),
+                    )
+                })
+                .filter_map(|frame| {
+                    std::future::ready(match frame {
+                        Ok(Message::Text(text)) => Some(text.to_string()),
+                        _ => None, // pings, pongs; binary frames are not part of the protocol
+                    })
+                });
+            session::run(state, credential, Box::pin(incoming), Box::pin(outgoing))
+        }))
 }
 
 /// Puts the work of runners that stopped heartbeating back in the queue (or gives it up

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::{SinkExt as _, StreamExt as _};
+use std::pin::Pin;
+
+use futures_util::{Sink, SinkExt as _, Stream};
 use gantry_proto::{
     Ack, AssignmentId, Cancel, Decision, Dropped, ErrorMessage, RunnerMessage, ServerMessage,
     StepState, decode_runner, encode,
@@ -30,19 +31,25 @@ const TICK: Duration = Duration::from_secs(1);
 /// Messages waiting for the socket before the session waits for it.
 const OUTBOX: usize = 64;
 
-/// Serves one runner's websocket until it closes or the server shuts down.
-pub async fn run(state: AppState, credential: RunnerCredential, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+/// Protocol texts from a runner (a websocket's text frames, or an in-memory channel);
+/// ends when the connection closed.
+pub type Incoming = Pin<Box<dyn Stream<Item = String> + Send>>;
+/// Protocol texts to a runner.
+pub type Outgoing = Pin<Box<dyn Sink<String, Error = ()> + Send>>;
+
+/// Serves one runner's connection until it closes or the server shuts down (the built-in
+/// runner's connection stays open after that, until it has reported the work it stopped).
+pub async fn run(
+    state: AppState,
+    credential: RunnerCredential,
+    mut stream: Incoming,
+    mut sink: Outgoing,
+) {
     let (out, mut outbox) = mpsc::channel::<ServerMessage>(OUTBOX);
     let sending = tokio::spawn(async move {
         while let Some(message) = outbox.recv().await {
             let refused = matches!(message, ServerMessage::Refused(_));
-            if sink
-                .send(Message::Text(encode(&message).into()))
-                .await
-                .is_err()
-                || refused
-            {
+            if sink.send(encode(&message)).await.is_err() || refused {
                 break;
             }
         }
@@ -142,14 +149,17 @@ impl Session {
         (resumed, dropped)
     }
 
-    async fn serve(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    async fn serve(&mut self, stream: &mut Incoming) {
         let mut tick = tokio::time::interval(TICK);
         // When the queue is looked at next without an announcement: at once on connect and
         // whenever a slot frees, so a busy runner drains the queue without waiting a poll.
         let mut next_poll = Instant::now();
+        // The built-in runner reports the work a shutdown stops before its channel closes.
+        let ends_at_shutdown = !self.credential.is_built_in();
         loop {
             let held_before = self.held.len();
-            let free = held_before < self.runner.capacity;
+            let stopping = self.state.shutdown.is_cancelled();
+            let free = held_before < self.runner.capacity && !stopping;
             tokio::select! {
                 text = next_text(stream) => match text {
                     Some(text) => {
@@ -174,7 +184,11 @@ impl Session {
                         return;
                     }
                 }
-                () = self.state.shutdown.cancelled() => return,
+                () = self.state.shutdown.cancelled(), if ends_at_shutdown || !stopping => {
+                    if ends_at_shutdown {
+                        return;
+                    }
+                }
             }
             if self.held.len() < held_before {
                 next_poll = Instant::now();
@@ -197,6 +211,9 @@ impl Session {
 
     /// Claims one queued workflow this runner can take; true when it got one.
     async fn claim(&mut self) -> bool {
+        if self.state.shutdown.is_cancelled() {
+            return false;
+        }
         let claimed = (self.state.store)
             .claim_next(self.runner_id(), &self.runner.labels, now_ms(), LEASE_MS)
             .await;
@@ -438,11 +455,13 @@ impl Session {
         let mut overdue = Vec::new();
         for held in self.held.values_mut() {
             if held.deadline <= now && held.stop_reason.is_none() {
-                held.stop_reason = Some(
-                    "the build ran longer than the repository's timeout and was stopped; \
-                     raise the timeout in the repository settings if it needs longer"
-                        .into(),
-                );
+                let minutes = held.timeout_minutes;
+                held.stop_reason = Some(format!(
+                    "the build ran longer than the repository's timeout of {minutes} minute{} \
+                     and was stopped; raise the timeout in the repository settings if it \
+                     needs longer",
+                    if minutes == 1 { "" } else { "s" }
+                ));
                 overdue.push((held.id(), held.stop_reason.clone()));
             }
         }
