@@ -166,11 +166,11 @@ pub async fn runner_presence_is_shared_and_stale_rows_go(h: Arc<Harness>) {
     let a1 = presence("a/1", "runner:1", 100);
     let b1 = presence("b/1", "runner:2", 150);
     store
-        .sync_presence("a", &[a1.clone()], 1_000, 0)
+        .sync_presence("a", std::slice::from_ref(&a1), 1_000, 0)
         .await
         .unwrap();
     store
-        .sync_presence("b", &[b1.clone()], 1_000, 0)
+        .sync_presence("b", std::slice::from_ref(&b1), 1_000, 0)
         .await
         .unwrap();
     let listed = store.list_presence(0).await.unwrap();
