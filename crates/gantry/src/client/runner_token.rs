@@ -126,7 +126,7 @@ async fn runner_tokens(client: &Client) -> anyhow::Result<Vec<Value>> {
 }
 
 /// Parsed `--labels`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Labels(BTreeMap<String, String>);
 
 fn parse_labels(text: &str) -> Result<Labels, String> {
