@@ -5,6 +5,12 @@
 //! the runner with the store's `claim_next`, sends `Assign`, checks and stores every
 //! update through the in-process runner's writer, extends leases on heartbeats, forwards
 //! cancels and decisions, and acknowledges what it stored.
+//!
+//! A runner token may carry a scope ([`gantry_store::RunnerScope`]): its labels are
+//! imposed on the runner (checked at hello), its repositories restrict what the runner's
+//! claims may return. Which runners are connected is kept in memory per replica
+//! ([`Registry`]) and written to the store's runners table every few seconds, so that
+//! every replica lists them all and counts them in a pending workflow's `waiting_for`.
 
 mod assignment;
 mod greet;
@@ -22,12 +28,14 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
 use gantry_proto::{CONNECT_PATH, MAX_FRAME_BYTES};
-use gantry_store::{TokenRole, now_ms};
+use gantry_store::{RunnerPresence, RunnerScope, TokenRole, now_ms};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use registry::{ConnectedRunner, Presence, Registry, annotate_waiting, waiting_for};
+pub use registry::{
+    ConnectedRunner, Presence, Registry, annotate_waiting, spawn_presence_keeper, waiting_for,
+};
 
 /// The lease of remote runners' work, in milliseconds (heartbeats extend it).
 pub const LEASE_MS: i64 = gantry_proto::DEFAULT_LEASE_MS as i64;
@@ -44,13 +52,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/runners", get(list))
 }
 
-/// `GET /api/runners` (admin): the runners connected to this server now.
+/// `GET /api/runners` (admin): the runners connected to this replica and to every other
+/// replica on the same database.
 async fn list(
     State(state): State<AppState>,
     principal: crate::auth::Principal,
-) -> Result<axum::Json<Vec<ConnectedRunner>>, ApiError> {
+) -> Result<axum::Json<Vec<RunnerPresence>>, ApiError> {
     crate::auth::require_admin(&principal)?;
-    Ok(axum::Json(state.runners.list()))
+    Ok(axum::Json(registry::everywhere(&state).await?))
 }
 
 /// A verified runner token: who the connection is, whatever the runner later says.
@@ -60,6 +69,8 @@ pub struct RunnerCredential {
     pub runner_id: String,
     /// The token's name.
     pub name: String,
+    /// What the token restricts the runner to (the default: nothing).
+    pub scope: RunnerScope,
     /// The plaintext, to check now and then that it was not revoked.
     token: String,
 }
@@ -106,6 +117,10 @@ impl FromRequestParts<AppState> for RunnerCredential {
         Ok(RunnerCredential {
             runner_id: format!("runner:{}", stored.id),
             name: stored.name,
+            scope: RunnerScope {
+                labels: stored.labels,
+                repos: stored.repos,
+            },
             token: token.to_string(),
         })
     }
