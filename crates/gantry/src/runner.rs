@@ -76,8 +76,10 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// What a connection needs to know about this runner.
 #[derive(Clone)]
 pub struct RunnerSetup {
-    /// `ws://host:port/api/runners/connect`.
+    /// `wss://host:port/api/runners/connect` (`ws://` only to this host).
     url: String,
+    /// Certificates `wss://` trusts (docs/runners.md, *TLS*).
+    tls: Arc<rustls::ClientConfig>,
     /// The runner token.
     token: String,
     name: String,
@@ -137,6 +139,7 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
         .token()
         .context("no runner token: pass --token or set GANTRY_TOKEN (an admin makes one with `gantry runner-token create`)")?;
     let url = connect_url(connection.server())?;
+    let tls = crate::tls::client_config(connection.ca_cert())?;
     let name = args.name.unwrap_or_else(hostname);
     let (backend_name, backend) = open_backend(args.backend, &name, args.workspaces).await?;
     // Objects of an earlier run of this runner (killed mid-step) go first.
@@ -149,6 +152,7 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
     labels.extend(args.labels.map(|l| l.0).unwrap_or_default());
     Ok(RunnerSetup {
         url,
+        tls,
         token,
         name,
         labels,
@@ -158,20 +162,20 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
     })
 }
 
-/// `http(s)://host[:port][/prefix]` → the websocket URL of the runner protocol.
+/// `https://host[:port][/prefix]` (or `wss://`; plain `http://`/`ws://` to this host only)
+/// → the websocket URL of the runner protocol.
 fn connect_url(server: &str) -> anyhow::Result<String> {
-    let server = server.trim_end_matches('/');
-    let rest = if let Some(rest) = server.strip_prefix("http://") {
-        rest
-    } else if server.starts_with("https://") {
-        anyhow::bail!(
-            "this build of gantry runner connects over plain http only; reach the server \
-             through an http address on a trusted network (TLS for runners is not built in yet)"
-        );
+    let mut url = crate::tls::server_url(server, "runner token")?;
+    let scheme = if matches!(url.scheme(), "https" | "wss") {
+        "wss"
     } else {
-        anyhow::bail!("--server `{server}` must start with http://");
+        "ws"
     };
-    Ok(format!("ws://{rest}{}", gantry_proto::CONNECT_PATH))
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("--server `{server}` cannot become a websocket URL"))?;
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}{}", gantry_proto::CONNECT_PATH));
+    Ok(url.to_string())
 }
 
 fn hostname() -> String {
@@ -227,22 +231,41 @@ mod tests {
 
     #[test]
     fn server_urls_become_the_connect_url() {
-        assert_eq!(
-            connect_url("http://ci.example:8000/").unwrap(),
-            "ws://ci.example:8000/api/runners/connect"
-        );
+        for (server, expected) in [
+            (
+                "https://ci.example/",
+                "wss://ci.example/api/runners/connect",
+            ),
+            (
+                "https://ci.example:8443/gantry/",
+                "wss://ci.example:8443/gantry/api/runners/connect",
+            ),
+            ("wss://ci.example", "wss://ci.example/api/runners/connect"),
+            (
+                "http://127.0.0.1:8000",
+                "ws://127.0.0.1:8000/api/runners/connect",
+            ),
+            ("http://localhost:80/", "ws://localhost/api/runners/connect"),
+        ] {
+            assert_eq!(connect_url(server).unwrap(), expected, "{server}");
+        }
         assert!(
             connect_url("ftp://x")
                 .unwrap_err()
                 .to_string()
-                .contains("http://")
+                .contains("https://")
         );
-        assert!(
-            connect_url("https://x")
-                .unwrap_err()
-                .to_string()
-                .contains("TLS")
-        );
+    }
+
+    #[test]
+    fn sec_15_the_runner_token_is_not_sent_in_clear_to_another_host() {
+        for server in ["http://ci.example:8000", "ws://10.1.2.3:8000"] {
+            let error = connect_url(server).unwrap_err().to_string();
+            assert!(
+                error.contains("refusing to send the runner token over plain"),
+                "{server}: {error}"
+            );
+        }
     }
 
     #[test]
