@@ -21,8 +21,8 @@ use super::{ConnectError, Link, RunnerSetup};
 type Socket = Link;
 
 /// Says something about the runner's work (to stderr or the log, per the setup).
-macro_rules! notice {
-    ($setup:expr, $($arg:tt)*) => { $setup.notice(format_args!($($arg)*)) };
+macro_rules! say {
+    ($setup:expr, $($arg:tt)*) => { $setup.say(format_args!($($arg)*)) };
 }
 
 /// First pause before reconnecting; it doubles up to [`MAX_PAUSE`].
@@ -32,6 +32,10 @@ const MAX_PAUSE: Duration = Duration::from_secs(10);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `done` not acknowledged after this long is sent again.
 const DONE_RETRY: Duration = Duration::from_secs(5);
+/// The messages kept until acknowledged (every job's together) hold about this much at
+/// most: past it, while the server is unreachable or does not acknowledge, log lines are
+/// not kept (step updates and `done` always are).
+const MAX_UNACKED_BYTES: usize = 64 * 1024 * 1024;
 
 /// An assignment this runner holds, and its messages not yet acknowledged.
 struct Job {
@@ -42,6 +46,8 @@ struct Job {
     cancel: CancellationToken,
     /// When its `done` was last sent.
     done_sent: Option<Instant>,
+    /// The size of `unacked`, and the log lines not kept.
+    spill: Spill,
 }
 
 /// Why a connection ended.
@@ -81,7 +87,7 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
     };
     let mut pause = FIRST_PAUSE;
     loop {
-        let ended = match connect(&runner.setup).await {
+        let ended = match connect(&runner.setup, !runner.jobs.is_empty()).await {
             Ok(socket) => runner.session(socket).await,
             Err(ended) => ended,
         };
@@ -89,7 +95,7 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
             Ended::Stopped => return Ok(()),
             Ended::Fatal(error) => return Err(error),
             Ended::Lost(why) => {
-                notice!(
+                say!(
                     runner.setup,
                     "{why}; reconnecting in {} ms",
                     pause.as_millis()
@@ -101,14 +107,17 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
     }
 }
 
-async fn connect(setup: &RunnerSetup) -> Result<Socket, Ended> {
+/// A refused certificate stops the runner (a person must fix it), unless it still holds
+/// work whose reports it keeps trying to deliver.
+async fn connect(setup: &RunnerSetup, holding_work: bool) -> Result<Socket, Ended> {
     setup
         .transport
         .connect()
         .await
         .map_err(|error| match error {
             ConnectError::Refused(error) => Ended::Fatal(error),
-            ConnectError::Unreachable(why) => Ended::Lost(why),
+            ConnectError::Certificate(why) if !holding_work => Ended::Fatal(anyhow!(why)),
+            ConnectError::Certificate(why) | ConnectError::Unreachable(why) => Ended::Lost(why),
         })
 }
 
@@ -134,11 +143,17 @@ impl Runner {
         Vec::new()
     }
 
-    /// Numbers a job's event and keeps it until acknowledged; returns it to send.
-    fn record(&mut self, id: AssignmentId, event: JobEvent) -> Option<RunnerMessage> {
+    /// Numbers a job's event and keeps it until acknowledged; returns what to send (with
+    /// the notice of log lines not kept before it, or nothing when its lines are not kept).
+    fn record(&mut self, id: AssignmentId, event: JobEvent) -> Vec<RunnerMessage> {
         let stopping = self.stopping.then(|| self.setup.stopped_message.clone());
-        let job = self.jobs.get_mut(&id)?;
-        let mut message = job::message(id, job.next_seq, event, &job.log_offsets)?;
+        let buffered = self.jobs.values().map(|job| job.spill.bytes).sum();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Vec::new();
+        };
+        let Some(mut message) = job::message(id, job.next_seq, event, &job.log_offsets) else {
+            return Vec::new();
+        };
         if let (RunnerMessage::Done(done), Some(why)) = (&mut message, stopping)
             && done.outcome == gantry_proto::Outcome::Cancelled
         {
@@ -146,12 +161,7 @@ impl Runner {
             done.outcome = gantry_proto::Outcome::Error;
             done.error = Some(why);
         }
-        job.next_seq += 1;
-        if matches!(message, RunnerMessage::Done(_)) {
-            job.done_sent = Some(Instant::now());
-        }
-        job.unacked.push_back(message.clone());
-        Some(message)
+        job.keep(id, message, buffered)
     }
 
     async fn session(&mut self, mut socket: Socket) -> Ended {
@@ -159,7 +169,7 @@ impl Runner {
             Ok(heartbeat) => heartbeat,
             Err(ended) => return ended,
         };
-        notice!(
+        say!(
             self.setup,
             "connected to {} as `{}`",
             self.setup.transport.describe(),
@@ -225,7 +235,7 @@ impl Runner {
             }
         };
         for dropped in &welcome.dropped {
-            notice!(
+            say!(
                 self.setup,
                 "assignment {} dropped: {}",
                 dropped.assignment,
@@ -269,7 +279,7 @@ impl Runner {
         match message {
             ServerMessage::Assign(assign) if self.stopping => {
                 // Not started: its lease runs out and it goes back to the queue.
-                notice!(
+                say!(
                     self.setup,
                     "stopping; assignment {} left to another runner",
                     assign.assignment
@@ -277,7 +287,7 @@ impl Runner {
             }
             ServerMessage::Assign(assign) => {
                 let id = assign.assignment;
-                notice!(
+                say!(
                     self.setup,
                     "running {} #{} `{}` (assignment {id})",
                     assign.workflow.repo,
@@ -297,6 +307,7 @@ impl Runner {
                     unacked: VecDeque::new(),
                     cancel,
                     done_sent: None,
+                    spill: Spill::default(),
                 };
                 self.jobs.insert(id, job);
             }
@@ -307,7 +318,7 @@ impl Runner {
                         .reason
                         .as_deref()
                         .unwrap_or("the build was cancelled");
-                    notice!(
+                    say!(
                         self.setup,
                         "stopping assignment {}: {why}",
                         cancel.assignment
@@ -328,7 +339,7 @@ impl Runner {
                     .decide(decision.assignment, &decision.step, verdict);
             }
             ServerMessage::Error(error) => {
-                notice!(
+                say!(
                     self.setup,
                     "the server refused a message: {}",
                     error.message
@@ -352,13 +363,13 @@ impl Runner {
             .filter(|v| v["type"] == "assign")
             .and_then(|v| v["assignment"].as_i64());
         let Some(id) = id.filter(|id| !self.jobs.contains_key(id)) else {
-            notice!(
+            say!(
                 self.setup,
                 "skipped a server message it cannot read: {error}"
             );
             return Vec::new();
         };
-        notice!(self.setup, "cannot read assignment {id}: {error}");
+        say!(self.setup, "cannot read assignment {id}: {error}");
         let done = RunnerMessage::Done(gantry_proto::Done {
             assignment: id,
             seq: 1,
@@ -371,6 +382,7 @@ impl Runner {
             unacked: VecDeque::from([done.clone()]),
             cancel: CancellationToken::new(),
             done_sent: Some(Instant::now()),
+            spill: Spill::default(),
         };
         self.jobs.insert(id, job);
         vec![done]
@@ -381,17 +393,405 @@ impl Runner {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        while job
-            .unacked
-            .front()
+        if job.acknowledged(seq) {
+            self.jobs.remove(&id);
+        }
+    }
+}
+
+/// What a job's unacknowledged messages hold, and the log lines it did not keep.
+///
+/// Past [`MAX_UNACKED_BYTES`] a log batch is not kept: its lines are counted per step.
+/// Before the step's next kept message (a later batch, its state, or the job's `done`)
+/// one line in their place says how many there were, numbered as the first of them; the
+/// step's later lines are numbered after it. A step's lines stay consecutive, and the
+/// sequence numbers only count messages that are sent.
+#[derive(Debug, Default)]
+struct Spill {
+    /// About what `unacked` takes to send.
+    bytes: usize,
+    /// Lines not kept since the step's last notice.
+    gaps: BTreeMap<String, Gap>,
+    /// How many numbers fewer the step's later lines take (each run of lines not kept
+    /// became one notice line).
+    shift: BTreeMap<String, u64>,
+}
+
+/// A run of a step's log lines that were not kept.
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    /// The number of its first line (where the notice goes).
+    first: u64,
+    /// How many lines.
+    lines: u64,
+    /// The last one's time.
+    elapsed_ms: u64,
+}
+
+impl Job {
+    /// Keeps `message` (numbered `next_seq` for now) until acknowledged, after the notice
+    /// of lines its step did not keep; drops a log batch that would take the buffer of
+    /// every job (`buffered` bytes now) past [`MAX_UNACKED_BYTES`]. Returns what to send.
+    fn keep(
+        &mut self,
+        id: AssignmentId,
+        mut message: RunnerMessage,
+        buffered: usize,
+    ) -> Vec<RunnerMessage> {
+        let mut out = Vec::new();
+        let size = weight(&message);
+        match &mut message {
+            RunnerMessage::Logs(logs) => {
+                let shift = self.spill.shift.get(&logs.step).copied().unwrap_or(0);
+                let (Some(first), Some(last)) = (logs.lines.first(), logs.lines.last()) else {
+                    return out;
+                };
+                if buffered.saturating_add(size) > MAX_UNACKED_BYTES {
+                    let gap = self.spill.gaps.entry(logs.step.clone()).or_insert(Gap {
+                        first: first.number.saturating_sub(shift).max(1),
+                        lines: 0,
+                        elapsed_ms: 0,
+                    });
+                    gap.lines += logs.lines.len() as u64;
+                    gap.elapsed_ms = last.elapsed_ms;
+                    return out;
+                }
+                out.extend(self.notice(id, &logs.step));
+                let shift = self.spill.shift.get(&logs.step).copied().unwrap_or(0);
+                for line in &mut logs.lines {
+                    line.number = line.number.saturating_sub(shift).max(1);
+                }
+            }
+            RunnerMessage::StepUpdate(update) => out.extend(self.notice(id, &update.step)),
+            RunnerMessage::Done(_) => {
+                let steps: Vec<String> = self.spill.gaps.keys().cloned().collect();
+                for step in steps {
+                    out.extend(self.notice(id, &step));
+                }
+                self.done_sent = Some(Instant::now());
+            }
+            RunnerMessage::Hello(_) | RunnerMessage::Heartbeat => return out,
+        }
+        set_seq(&mut message, self.next_seq);
+        self.push(message.clone());
+        out.push(message);
+        out
+    }
+
+    /// The line that stands for the step's lines not kept, if any were not.
+    fn notice(&mut self, id: AssignmentId, step: &str) -> Option<RunnerMessage> {
+        let gap = self.spill.gaps.remove(step)?;
+        *self.spill.shift.entry(step.to_string()).or_default() += gap.lines - 1;
+        let text = match gap.lines {
+            1 => "… 1 line was not kept while the server was unreachable".to_string(),
+            n => format!("… {n} lines were not kept while the server was unreachable"),
+        };
+        let notice = RunnerMessage::Logs(gantry_proto::Logs {
+            assignment: id,
+            seq: self.next_seq,
+            step: step.to_string(),
+            lines: vec![gantry_proto::LogLine {
+                number: gap.first,
+                stream: gantry_proto::Stream::Stderr,
+                text,
+                elapsed_ms: gap.elapsed_ms,
+            }],
+        });
+        self.push(notice.clone());
+        Some(notice)
+    }
+
+    fn push(&mut self, message: RunnerMessage) {
+        self.next_seq += 1;
+        self.spill.bytes += weight(&message);
+        self.unacked.push_back(message);
+    }
+
+    /// Forgets messages up to `seq`; true when its `done` was among them (the job is over).
+    fn acknowledged(&mut self, seq: u64) -> bool {
+        while (self.unacked.front())
             .and_then(RunnerMessage::sequenced)
             .is_some_and(|(_, s)| s <= seq)
         {
-            let message = job.unacked.pop_front();
-            if matches!(message, Some(RunnerMessage::Done(_))) {
-                self.jobs.remove(&id);
-                return;
+            let Some(message) = self.unacked.pop_front() else {
+                break;
+            };
+            self.spill.bytes = self.spill.bytes.saturating_sub(weight(&message));
+            if matches!(message, RunnerMessage::Done(_)) {
+                return true;
             }
         }
+        false
+    }
+}
+
+/// About how many bytes a kept message takes (its text, plus the JSON around it).
+fn weight(message: &RunnerMessage) -> usize {
+    const ENVELOPE: usize = 128;
+    const PER_LINE: usize = 64;
+    match message {
+        RunnerMessage::Logs(logs) => {
+            let text: usize = logs.lines.iter().map(|line| line.text.len()).sum();
+            ENVELOPE + logs.step.len() + text + PER_LINE * logs.lines.len()
+        }
+        RunnerMessage::StepUpdate(update) => {
+            ENVELOPE + update.step.len() + update.error.as_ref().map_or(0, String::len)
+        }
+        RunnerMessage::Done(done) => ENVELOPE + done.error.as_ref().map_or(0, String::len),
+        RunnerMessage::Hello(_) | RunnerMessage::Heartbeat => ENVELOPE,
+    }
+}
+
+fn set_seq(message: &mut RunnerMessage, seq: u64) {
+    match message {
+        RunnerMessage::StepUpdate(m) => m.seq = seq,
+        RunnerMessage::Logs(m) => m.seq = seq,
+        RunnerMessage::Done(m) => m.seq = seq,
+        RunnerMessage::Hello(_) | RunnerMessage::Heartbeat => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gantry_proto::{Done, LogLine, Logs, Outcome, StepState, StepUpdate, Stream};
+
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            next_seq: 1,
+            log_offsets: BTreeMap::new(),
+            unacked: VecDeque::new(),
+            cancel: CancellationToken::new(),
+            done_sent: None,
+            spill: Spill::default(),
+        }
+    }
+
+    /// Lines `first..first + count` of `step`, each `width` bytes (seq to be set).
+    fn batch(step: &str, first: u64, count: u64, width: usize) -> RunnerMessage {
+        RunnerMessage::Logs(Logs {
+            assignment: 7,
+            seq: 0,
+            step: step.into(),
+            lines: (first..first + count)
+                .map(|number| LogLine {
+                    number,
+                    stream: Stream::Stdout,
+                    text: "x".repeat(width),
+                    elapsed_ms: number * 10,
+                })
+                .collect(),
+        })
+    }
+
+    fn update(step: &str, state: StepState) -> RunnerMessage {
+        RunnerMessage::StepUpdate(StepUpdate {
+            assignment: 7,
+            seq: 0,
+            step: step.into(),
+            state,
+            exit_code: None,
+            error: None,
+        })
+    }
+
+    fn done() -> RunnerMessage {
+        RunnerMessage::Done(Done {
+            assignment: 7,
+            seq: 0,
+            outcome: Outcome::Success,
+            error: None,
+        })
+    }
+
+    /// (seq, step, numbers, text of a one-line batch) of log messages; (seq, "", [], kind)
+    /// of the others.
+    fn shape(messages: &[RunnerMessage]) -> Vec<(u64, String, Vec<u64>, String)> {
+        (messages.iter())
+            .map(|message| match message {
+                RunnerMessage::Logs(logs) => (
+                    logs.seq,
+                    logs.step.clone(),
+                    logs.lines.iter().map(|l| l.number).collect(),
+                    if logs.lines.len() == 1 {
+                        logs.lines[0].text.clone()
+                    } else {
+                        String::new()
+                    },
+                ),
+                RunnerMessage::StepUpdate(u) => (u.seq, u.step.clone(), vec![], "update".into()),
+                RunnerMessage::Done(d) => (d.seq, String::new(), vec![], "done".into()),
+                other => panic!("not kept: {other:?}"),
+            })
+            .collect()
+    }
+
+    const FULL: usize = MAX_UNACKED_BYTES;
+
+    #[test]
+    fn below_the_cap_every_message_is_kept_in_turn() {
+        let mut job = job();
+        let mut sent = Vec::new();
+        sent.extend(job.keep(7, update("test", StepState::Running), 0));
+        sent.extend(job.keep(7, batch("test", 1, 3, 10), 0));
+        sent.extend(job.keep(7, update("test", StepState::Success), 0));
+        sent.extend(job.keep(7, done(), 0));
+        let seqs: Vec<u64> = sent
+            .iter()
+            .filter_map(|m| m.sequenced())
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(job.unacked.len(), 4);
+        assert!(job.done_sent.is_some());
+        assert!(!job.acknowledged(3));
+        assert!(
+            job.acknowledged(4),
+            "its done is acknowledged: the job is over"
+        );
+        assert_eq!(job.spill.bytes, 0);
+    }
+
+    #[test]
+    fn past_the_cap_lines_are_counted_and_one_line_stands_for_them_before_the_steps_state() {
+        let mut job = job();
+        assert_eq!(job.keep(7, batch("test", 1, 3, 10), 0).len(), 1);
+        // The server is unreachable and the buffer is full: lines are not kept, nor
+        // numbered messages spent on them.
+        assert!(job.keep(7, batch("test", 4, 100, 10), FULL).is_empty());
+        assert!(job.keep(7, batch("test", 104, 50, 10), FULL).is_empty());
+        assert_eq!(job.next_seq, 2);
+        // A step's state is always kept, after the line that stands for the lost ones.
+        let sent = job.keep(7, update("test", StepState::Success), FULL);
+        let notice = "… 150 lines were not kept while the server was unreachable";
+        assert_eq!(
+            shape(&sent),
+            [
+                (2, "test".into(), vec![4], notice.into()),
+                (3, "test".into(), vec![], "update".into())
+            ]
+        );
+        let RunnerMessage::Logs(logs) = &sent[0] else {
+            unreachable!()
+        };
+        assert_eq!(logs.lines[0].elapsed_ms, 1530, "the last lost line's time");
+        assert_eq!(
+            shape(&job.keep(7, done(), FULL)),
+            [(4, String::new(), vec![], "done".into())]
+        );
+        let seqs: Vec<u64> = (job.unacked.iter())
+            .filter_map(RunnerMessage::sequenced)
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4],
+            "everything sent is kept until acknowledged"
+        );
+    }
+
+    #[test]
+    fn lines_kept_after_a_gap_follow_its_notice() {
+        let mut job = job();
+        job.keep(7, batch("test", 1, 2, 10), 0);
+        assert!(job.keep(7, batch("test", 3, 10, 10), FULL).is_empty());
+        assert!(job.keep(7, batch("test", 13, 1, 10), FULL).is_empty());
+        // Acknowledgements made room again.
+        let sent = job.keep(7, batch("test", 14, 2, 10), 0);
+        let notice = "… 11 lines were not kept while the server was unreachable";
+        assert_eq!(
+            shape(&sent),
+            [
+                (2, "test".into(), vec![3], notice.into()),
+                (3, "test".into(), vec![4, 5], String::new())
+            ]
+        );
+        // Another run later in the same step gets its own line; numbers stay consecutive.
+        assert!(job.keep(7, batch("test", 16, 1, 10), FULL).is_empty());
+        let sent = job.keep(7, batch("test", 17, 1, 10), 0);
+        let notice = "… 1 line was not kept while the server was unreachable";
+        assert_eq!(
+            shape(&sent),
+            [
+                (4, "test".into(), vec![6], notice.into()),
+                (5, "test".into(), vec![7], "x".repeat(10))
+            ]
+        );
+    }
+
+    #[test]
+    fn done_comes_after_every_steps_notice_and_is_never_dropped() {
+        let mut job = job();
+        assert!(job.keep(7, batch("build", 1, 5, 10), FULL).is_empty());
+        assert!(job.keep(7, batch("test", 1, 7, 10), FULL).is_empty());
+        let sent = job.keep(7, done(), FULL);
+        assert_eq!(
+            shape(&sent),
+            [
+                (
+                    1,
+                    "build".into(),
+                    vec![1],
+                    "… 5 lines were not kept while the server was unreachable".into()
+                ),
+                (
+                    2,
+                    "test".into(),
+                    vec![1],
+                    "… 7 lines were not kept while the server was unreachable".into()
+                ),
+                (3, String::new(), vec![], "done".into())
+            ]
+        );
+        assert!(job.done_sent.is_some());
+        assert_eq!(
+            job.unacked.back(),
+            sent.last(),
+            "done is last: it is the one resent"
+        );
+    }
+
+    #[test]
+    fn a_server_gone_for_long_costs_at_most_the_cap() {
+        let mut job = job();
+        // 64 KiB batches (the most a batch holds) until well past the cap, nothing
+        // acknowledged; steps' states keep coming.
+        let mut number = 1;
+        let mut sent = 0;
+        for round in 0..1_200u64 {
+            sent += job
+                .keep(7, batch("test", number, 64, 1_024), job.spill.bytes)
+                .len();
+            number += 64;
+            if round % 100 == 0 {
+                sent += job
+                    .keep(7, update("test", StepState::Running), job.spill.bytes)
+                    .len();
+            }
+        }
+        assert!(
+            job.spill.bytes <= MAX_UNACKED_BYTES + 16 * 1024,
+            "{}",
+            job.spill.bytes
+        );
+        let kept_lines = (job.unacked.iter())
+            .map(|m| match m {
+                RunnerMessage::Logs(logs) => logs.lines.len(),
+                _ => 0,
+            })
+            .sum::<usize>();
+        assert!(
+            kept_lines > 60_000 && kept_lines < 64 * 1_200,
+            "{kept_lines}"
+        );
+        let updates = (job.unacked.iter())
+            .filter(|m| matches!(m, RunnerMessage::StepUpdate(_)))
+            .count();
+        assert_eq!(updates, 12, "no step state is dropped");
+        assert_eq!(sent, job.unacked.len());
+        // Every acknowledged message gives its bytes back.
+        assert!(!job.acknowledged(job.next_seq - 1));
+        assert_eq!(job.spill.bytes, 0);
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! The same code serves two runners:
 //!
-//! - `gantry runner` connects over a websocket ([`WebSocket`]) to a server elsewhere;
+//! - `gantry runner` connects over a websocket (its own [`Transport`], with its TLS
+//!   settings) to a server elsewhere;
 //! - the server's built-in runner connects over an in-memory pair of channels
 //!   ([`Link::channels`]), so it is one runner like the others: it says hello, is listed,
 //!   claims by its labels, heartbeats under the runner lease, and hears cancels and
@@ -23,11 +24,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
+use futures_util::{Sink, SinkExt as _, Stream};
 use gantry_runner::Backend;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::PollSender;
 
 pub use connection::serve;
@@ -83,6 +82,9 @@ impl Link {
 pub enum ConnectError {
     /// The server refuses this runner (bad token, bad address): the runner stops.
     Refused(anyhow::Error),
+    /// The server's certificate is refused: the runner stops (a person must fix it),
+    /// unless it holds work whose reports it keeps trying to deliver.
+    Certificate(String),
     /// The server cannot be reached now: the runner tries again.
     Unreachable(String),
 }
@@ -94,77 +96,6 @@ pub trait Transport: Send + Sync {
     async fn connect(&self) -> Result<Link, ConnectError>;
     /// Where it connects, for messages.
     fn describe(&self) -> String;
-}
-
-/// A websocket to `ws://host:port/api/runners/connect`, authenticated with a runner token.
-pub struct WebSocket {
-    /// The websocket URL.
-    pub url: String,
-    /// The runner token.
-    pub token: String,
-}
-
-#[async_trait]
-impl Transport for WebSocket {
-    async fn connect(&self) -> Result<Link, ConnectError> {
-        let mut request = (self.url.as_str()).into_client_request().map_err(|e| {
-            ConnectError::Refused(anyhow::anyhow!(
-                "the server URL `{}` is unusable: {e}",
-                self.url
-            ))
-        })?;
-        let bearer = format!("Bearer {}", self.token).parse().map_err(|_| {
-            ConnectError::Refused(anyhow::anyhow!(
-                "the runner token holds characters a header cannot carry"
-            ))
-        })?;
-        request.headers_mut().insert("authorization", bearer);
-        let socket = match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => socket,
-            Err(tungstenite::Error::Http(response)) => {
-                let status = response.status();
-                let body = response
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
-                let error =
-                    anyhow::anyhow!("the server refused the runner ({status}): {}", body.trim());
-                return Err(if status.as_u16() == 401 || status.as_u16() == 403 {
-                    ConnectError::Refused(error)
-                } else {
-                    ConnectError::Unreachable(error.to_string())
-                });
-            }
-            Err(error) => {
-                return Err(ConnectError::Unreachable(format!(
-                    "cannot reach {}: {error}",
-                    self.url
-                )));
-            }
-        };
-        let (sink, stream) = socket.split();
-        let outgoing = sink
-            .with(|text: String| std::future::ready(Ok(Message::text(text))))
-            .sink_map_err(|e: tungstenite::Error| format!("sending failed: {e}"));
-        let incoming = stream
-            .take_while(|frame| std::future::ready(!matches!(frame, Ok(Message::Close(_)))))
-            .filter_map(|frame| {
-                std::future::ready(match frame {
-                    Ok(Message::Text(text)) => Some(Ok(text.to_string())),
-                    Ok(_) => None, // pings, pongs; binary frames are not part of the protocol
-                    Err(error) => Some(Err(format!("the connection failed: {error}"))),
-                })
-            });
-        Ok(Link {
-            incoming: Box::pin(incoming),
-            outgoing: Box::pin(outgoing),
-        })
-    }
-
-    fn describe(&self) -> String {
-        self.url.clone()
-    }
 }
 
 /// Where a runner's notices go.
@@ -199,7 +130,7 @@ pub struct RunnerSetup {
 
 impl RunnerSetup {
     /// Says something about the runner's work.
-    fn notice(&self, text: std::fmt::Arguments<'_>) {
+    fn say(&self, text: std::fmt::Arguments<'_>) {
         match self.notices {
             Notices::Stderr => eprintln!("gantry runner: {text}"),
             Notices::Tracing => tracing::info!(runner.name = %self.name, "{text}"),

@@ -212,3 +212,170 @@ fn steps_die_with_the_tokio_runtime() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let (_, rest) = stat.rsplit_once(')').expect("a stat line");
+    rest.split_whitespace()
+        .nth(19)
+        .expect("field 22")
+        .to_owned()
+}
+
+/// A workflow directory as a runner that died leaves it: owner gone, `records` written.
+fn dead_runners_workflow(base: &std::path::Path, name: &str, records: &[(u32, &str)]) {
+    let dir = base.join(format!("gantry-{name}"));
+    std::fs::create_dir_all(dir.join("workspace")).unwrap();
+    std::fs::create_dir_all(dir.join("processes")).unwrap();
+    // No process has a pid above the kernel's maximum (at most 2^22).
+    std::fs::write(dir.join("owner"), "99999999 12345\n").unwrap();
+    for (pgid, started) in records {
+        std::fs::write(dir.join("processes").join(pgid.to_string()), started).unwrap();
+    }
+}
+
+/// A `sleep 300` in a new process group of its own (its own pid), not a backend step.
+fn sleeper() -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    std::process::Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .expect("sleep starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_step_is_recorded_and_reaping_kills_it_once_its_runner_is_gone() {
+    within(async {
+        let base = TempDir::new("orphans");
+        let backend = LocalBackend::with_temp_workspaces(base.path());
+        let id = workflow_id("orphan");
+        backend
+            .setup_workflow(&id, &plan(vec![]))
+            .await
+            .expect("setup");
+        let workspace = backend.workspace_of(&id).expect("set up");
+        let pid_file = workspace.join("sleeper.pid");
+        // The step's shell leaves a background child behind in its group.
+        let sleeper = step(
+            "sleeper",
+            &["sleep 300 & echo $! > pid.tmp; mv pid.tmp sleeper.pid; wait"],
+            json!({}),
+        );
+        backend.start_step(&id, &sleeper, &[]).await.expect("start");
+        common::wait_for_file(&pid_file).await;
+        let pid = common::read_pid(&pid_file);
+        let records = workspace.parent().unwrap().join("processes");
+        let recorded: Vec<_> = std::fs::read_dir(&records).unwrap().flatten().collect();
+        assert_eq!(recorded.len(), 1, "one record per running step");
+        let leader: u32 = recorded[0].file_name().to_str().unwrap().parse().unwrap();
+        let text = std::fs::read_to_string(recorded[0].path()).unwrap();
+        assert_eq!(text.trim(), start_time(leader));
+
+        // Another backend on the same directory (a runner started again) does not know
+        // the workflow, and its owner (this process) is not running it for that backend:
+        // the recorded group is killed, the directory removed.
+        let restarted = LocalBackend::with_temp_workspaces(base.path());
+        assert_eq!(restarted.reap_leftovers().await.expect("reap"), 1);
+        common::wait_until_dead(pid).await;
+        assert!(!workspace.exists());
+        let exit = backend.wait_step(&id, &sleeper).await.expect("wait");
+        assert_eq!(exit.code, 128 + 9, "killed");
+        backend.destroy_workflow(&id).await.expect("destroy");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_ends_leaves_no_record() {
+    within(async {
+        let base = TempDir::new("records");
+        let backend = LocalBackend::with_temp_workspaces(base.path());
+        let id = workflow_id("records");
+        backend
+            .setup_workflow(&id, &plan(vec![]))
+            .await
+            .expect("setup");
+        let quick = step("quick", &["echo done"], json!({}));
+        backend.start_step(&id, &quick, &[]).await.expect("start");
+        let exit = backend.wait_step(&id, &quick).await.expect("wait");
+        assert_eq!(exit.code, 0);
+        // Gone once the step's end is known, before anything destroys the step.
+        let workspace = backend.workspace_of(&id).expect("set up");
+        let records = workspace.parent().unwrap().join("processes");
+        let left = std::fs::read_dir(&records).map_or(0, |d| d.count());
+        assert_eq!(left, 0, "the ended step's record is removed");
+        backend.destroy_step(&id, &quick).await.expect("destroy");
+        backend.destroy_workflow(&id).await.expect("destroy");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaping_never_kills_a_process_that_only_reuses_a_recorded_id() {
+    within(async {
+        let base = TempDir::new("reuse");
+        let mut stranger = sleeper();
+        let mut orphan = sleeper();
+        let (stranger_pid, orphan_pid) = (stranger.id(), orphan.id());
+        let orphan_started = start_time(orphan_pid);
+        // The stranger's id was recorded for a process that started at another time.
+        dead_runners_workflow(
+            base.path(),
+            "reused",
+            &[(stranger_pid, "1"), (orphan_pid, &orphan_started)],
+        );
+        // Garbage records are ignored (and removed with their directory).
+        dead_runners_workflow(base.path(), "garbage", &[(1, "1"), (0, "x")]);
+        let backend = LocalBackend::with_temp_workspaces(base.path());
+        assert_eq!(backend.reap_leftovers().await.expect("reap"), 2);
+        let orphan_exit = tokio::task::spawn_blocking(move || orphan.wait())
+            .await
+            .unwrap()
+            .expect("reaped");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&orphan_exit),
+            Some(9),
+            "the recorded group was killed"
+        );
+        assert!(common::process_alive(stranger_pid), "the stranger lives on");
+        stranger.kill().expect("kill the stranger");
+        stranger.wait().expect("reaped");
+        assert_eq!(std::fs::read_dir(base.path()).unwrap().count(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaping_kills_what_a_recorded_group_left_after_its_leader_ended() {
+    within(async {
+        use std::io::{BufRead as _, Write as _};
+        use std::os::unix::process::CommandExt as _;
+        let base = TempDir::new("leaderless");
+        // The leader starts a background sleep, says its pid, and ends when told.
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 300 & echo $!; read _"])
+            .process_group(0)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let mut line = String::new();
+        let mut stdout = std::io::BufReader::new(leader.stdout.take().unwrap());
+        stdout.read_line(&mut line).expect("the sleep's pid");
+        let child: u32 = line.trim().parse().expect("a pid");
+        let started = start_time(leader.id());
+        writeln!(leader.stdin.take().unwrap()).expect("tell the leader to end");
+        assert!(leader.wait().expect("reaped").success());
+        assert!(
+            common::process_alive(child),
+            "the group lives on without its leader"
+        );
+        dead_runners_workflow(base.path(), "leaderless", &[(leader.id(), &started)]);
+        let backend = LocalBackend::with_temp_workspaces(base.path());
+        assert_eq!(backend.reap_leftovers().await.expect("reap"), 1);
+        common::wait_until_dead(child).await;
+    })
+    .await;
+}

@@ -122,6 +122,7 @@ pub async fn launch(
         .context("listening for the other replicas' notifications")?;
     recovery::recover(&state).await?;
     runners::spawn_lease_keeper(state.clone());
+    runners::spawn_presence_keeper(state.clone());
     if !state.config.no_local_runner {
         runners::local::spawn(state.clone());
     }

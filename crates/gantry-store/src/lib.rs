@@ -56,14 +56,15 @@ pub use recovery::{InterruptedBuild, InterruptedStep, Recovered, RecoveryRequest
 pub use repos::{
     DEFAULT_CONFIG_PATH, DEFAULT_TIMEOUT_MINUTES, NewRepo, Repo, RepoSettings, RepoStore,
 };
-pub use runners::RunnerStore;
+pub use runners::{RunnerPresence, RunnerStore};
 pub use secrets::{
     SECRET_KEY_ENV, SECRET_KEY_FILE, SecretInfo, SecretKey, SecretStore, SecretValue,
 };
 pub use status::{BuildEvent, ForgeKind, RunStatus};
 pub use time::{Millis, now_ms, utc_minutes};
 pub use tokens::{
-    ApiToken, NewToken, PlaintextToken, TOKEN_PREFIX, TokenRole, TokenStore, token_hash,
+    ApiToken, MAX_SCOPE_CHARS, MAX_SCOPE_ENTRIES, NewToken, PlaintextToken, RunnerScope,
+    TOKEN_PREFIX, TokenRole, TokenStore, repo_pattern_matches, token_hash,
 };
 
 /// Everything the server persists: one object, shared as `Arc<dyn Store>`.

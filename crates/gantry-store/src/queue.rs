@@ -76,6 +76,17 @@ pub trait QueueStore: Send + Sync {
         now: Millis,
         lease_ms: i64,
     ) -> StoreResult<Option<QueueItem>>;
+    /// [`QueueStore::claim_next`] for a runner restricted to some repositories: items of
+    /// any other repository are passed over, never claimed (`repos` are `owner/name` or
+    /// `owner/*` patterns, as a runner token's scope holds them; None: every repository).
+    async fn claim_next_in(
+        &self,
+        runner_id: &str,
+        runner_labels: &BTreeMap<String, String>,
+        repos: Option<&[String]>,
+        now: Millis,
+        lease_ms: i64,
+    ) -> StoreResult<Option<QueueItem>>;
     /// Moves the lease of an item this runner holds to `lease_until`; false if it no
     /// longer holds it (the lease was lost and the item requeued or failed).
     async fn extend_lease(

@@ -8,6 +8,7 @@ mod output;
 mod runner;
 mod secrets;
 mod server;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

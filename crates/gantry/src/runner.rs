@@ -7,6 +7,8 @@
 //! until the server acknowledges it; after a lost connection the runner reconnects with
 //! growing pauses, resumes its assignments and sends again what was not acknowledged.
 
+mod websocket;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use gantry_agent::{Notices, RunnerSetup, WebSocket};
+use gantry_agent::{Notices, RunnerSetup};
 use gantry_docker::{DockerBackend, DockerConfig};
 use gantry_runner::{Backend, LocalBackend};
 use tokio_util::sync::CancellationToken;
@@ -121,6 +123,7 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
         .token()
         .context("no runner token: pass --token or set GANTRY_TOKEN (an admin makes one with `gantry runner-token create`)")?;
     let url = connect_url(connection.server())?;
+    let tls = crate::tls::client_config(connection.ca_cert())?;
     let name = args.name.unwrap_or_else(hostname);
     let (backend_name, backend) = open_backend(args.backend, &name, args.workspaces).await?;
     // Objects of an earlier run of this runner (killed mid-step) go first.
@@ -132,7 +135,7 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
     let mut labels = gantry_proto::host_labels(backend_name);
     labels.extend(args.labels.map(|l| l.0).unwrap_or_default());
     Ok(RunnerSetup {
-        transport: Arc::new(WebSocket { url, token }),
+        transport: Arc::new(websocket::WebSocket { url, tls, token }),
         stopped_message: format!(
             "the runner `{name}` was stopped while this ran; restart the build"
         ),
@@ -145,20 +148,20 @@ async fn setup(connection: &Connection, args: RunnerArgs) -> anyhow::Result<Runn
     })
 }
 
-/// `http(s)://host[:port][/prefix]` → the websocket URL of the runner protocol.
+/// `https://host[:port][/prefix]` (or `wss://`; plain `http://`/`ws://` to this host only)
+/// → the websocket URL of the runner protocol.
 fn connect_url(server: &str) -> anyhow::Result<String> {
-    let server = server.trim_end_matches('/');
-    let rest = if let Some(rest) = server.strip_prefix("http://") {
-        rest
-    } else if server.starts_with("https://") {
-        anyhow::bail!(
-            "this build of gantry runner connects over plain http only; reach the server \
-             through an http address on a trusted network (TLS for runners is not built in yet)"
-        );
+    let mut url = crate::tls::server_url(server, "runner token")?;
+    let scheme = if matches!(url.scheme(), "https" | "wss") {
+        "wss"
     } else {
-        anyhow::bail!("--server `{server}` must start with http://");
+        "ws"
     };
-    Ok(format!("ws://{rest}{}", gantry_proto::CONNECT_PATH))
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("--server `{server}` cannot become a websocket URL"))?;
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}{}", gantry_proto::CONNECT_PATH));
+    Ok(url.to_string())
 }
 
 fn hostname() -> String {
@@ -214,22 +217,41 @@ mod tests {
 
     #[test]
     fn server_urls_become_the_connect_url() {
-        assert_eq!(
-            connect_url("http://ci.example:8000/").unwrap(),
-            "ws://ci.example:8000/api/runners/connect"
-        );
+        for (server, expected) in [
+            (
+                "https://ci.example/",
+                "wss://ci.example/api/runners/connect",
+            ),
+            (
+                "https://ci.example:8443/gantry/",
+                "wss://ci.example:8443/gantry/api/runners/connect",
+            ),
+            ("wss://ci.example", "wss://ci.example/api/runners/connect"),
+            (
+                "http://127.0.0.1:8000",
+                "ws://127.0.0.1:8000/api/runners/connect",
+            ),
+            ("http://localhost:80/", "ws://localhost/api/runners/connect"),
+        ] {
+            assert_eq!(connect_url(server).unwrap(), expected, "{server}");
+        }
         assert!(
             connect_url("ftp://x")
                 .unwrap_err()
                 .to_string()
-                .contains("http://")
+                .contains("https://")
         );
-        assert!(
-            connect_url("https://x")
-                .unwrap_err()
-                .to_string()
-                .contains("TLS")
-        );
+    }
+
+    #[test]
+    fn sec_15_the_runner_token_is_not_sent_in_clear_to_another_host() {
+        for server in ["http://ci.example:8000", "ws://10.1.2.3:8000"] {
+            let error = connect_url(server).unwrap_err().to_string();
+            assert!(
+                error.contains("refusing to send the runner token over plain"),
+                "{server}: {error}"
+            );
+        }
     }
 
     #[test]

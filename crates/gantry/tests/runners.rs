@@ -1,208 +1,33 @@
 //! Remote runners as real processes: `gantry server --no-local-runner` and `gantry runner`
-//! children talking over the websocket protocol.
+//! children talking over the websocket protocol, on SQLite (runners_postgres.rs runs the
+//! shared cases on Postgres).
 
 mod server_common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 
-use gantry_store::{NewToken, RunStatus, Store, TokenRole, now_ms};
+use gantry_store::RunStatus;
+use server_common::runners::{
+    self as cases, Database, runner_token, start_runner, start_runner_with,
+};
 use server_common::{
     ADMIN, ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
 };
 
-/// A `gantry runner` child process, killed when dropped.
-struct RunnerProcess(Child);
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_runner(
-    server: &ServerProcess,
-    token: &str,
-    name: &str,
-    capacity: u32,
-    dir: &Path,
-) -> RunnerProcess {
-    start_runner_with(
-        server,
-        token,
-        name,
-        capacity,
-        dir,
-        &["--backend", "local"],
-        &[],
-    )
-}
-
-fn start_runner_with(
-    server: &ServerProcess,
-    token: &str,
-    name: &str,
-    capacity: u32,
-    dir: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> RunnerProcess {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{name}.log")))
-        .expect("runner log");
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["runner", "--name", name])
-        .args(args)
-        .envs(env.iter().copied())
-        .args(["--capacity", &capacity.to_string()])
-        .arg("--workspaces")
-        .arg(dir.join(format!("{name}-workspaces")))
-        .args(["--server", &server.base, "--token", token])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("gantry runner starts");
-    RunnerProcess(child)
-}
-
-async fn runner_token(store: &Arc<dyn Store>, name: &str) -> String {
-    let new = NewToken {
-        name: name.into(),
-        subject: name.into(),
-        role: TokenRole::Runner,
-        scope: None,
-    };
-    let (_, plaintext) = store.create_token(&new, now_ms()).await.expect("token");
-    plaintext.expose().to_string()
-}
-
-/// Five numbered lines, then a line appended to `runs` (to count how often it ran).
-fn pipeline(n: usize, runs: &Path) -> String {
-    format!(
-        "clone:\n  disable: true\nsteps:\n  - name: count\n    image: busybox\n    commands:\n      - \"for i in 1 2 3 4 5; do echo build-{n}-line-$i; done\"\n  - name: after\n    image: busybox\n    commands: [\"echo ran-{n} >> {runs}\"]\n    depends_on: [count]\n",
-        runs = runs.display()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_runners_drain_thirty_builds_each_exactly_once_with_its_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &dir.path().join("server.log"),
-    );
-    let runs = dir.path().join("runs");
-    within(120, "three runners drain the queue", async {
-        let store = open_store(&data).await;
-        let repo = create_repo(&store, "drain").await;
-        let mut builds = Vec::new();
-        for n in 0..30 {
-            builds.push(queue_build(&store, &repo, &pipeline(n, &runs)).await);
-        }
-        let mut runners = Vec::new();
-        for name in ["a", "b", "c"] {
-            let token = runner_token(&store, name).await;
-            runners.push(start_runner(&server, &token, name, 2, dir.path()));
-        }
-        let mut runners_seen = std::collections::BTreeSet::new();
-        for (n, build) in builds.iter().enumerate() {
-            let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
-            assert_eq!(
-                done.build.status,
-                RunStatus::Success,
-                "build {n}: {:?}",
-                done.build.error
-            );
-            let steps = &done.workflows[0].steps;
-            let runner = steps[0].runner_id.clone().expect("the runner is recorded");
-            assert!(runner.starts_with("runner:"), "{runner}");
-            runners_seen.insert(runner);
-            let lines = store.read_logs(steps[0].id, None, 0).await.unwrap();
-            let texts: Vec<&str> = (lines.iter().map(|l| l.text.as_str()))
-                .filter(|t| !t.starts_with("+ ")) // the command echo
-                .collect();
-            let expected: Vec<String> = (1..=5).map(|i| format!("build-{n}-line-{i}")).collect();
-            assert_eq!(texts, expected, "every line once, in order");
-        }
-        let items = store.list_pending().await.unwrap();
-        assert!(items.is_empty(), "nothing left in the queue");
-        assert!(
-            runners_seen.len() > 1,
-            "the work was shared: {runners_seen:?}"
-        );
-        let mut ran: Vec<String> = std::fs::read_to_string(&runs)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect();
-        ran.sort();
-        let mut expected: Vec<String> = (0..30).map(|n| format!("ran-{n}")).collect();
-        expected.sort();
-        assert_eq!(ran, expected, "each build ran exactly once");
-    })
-    .await;
-    drop(server);
+    cases::three_runners_drain_thirty_builds(&Database::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_mid_step_loses_its_work_to_the_next_runner_within_the_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &dir.path().join("server.log"),
-    );
-    let marker = dir.path().join("first-attempt");
-    within(120, "kill -9 of a runner", async {
-        let store = open_store(&data).await;
-        let repo = create_repo(&store, "kill").await;
-        // The first attempt hangs (until the test kills its runner); the second finishes.
-        let yaml = format!(
-            "clone:\n  disable: true\nsteps:\n  - name: work\n    image: busybox\n    commands:\n      - \"if [ -e {m} ]; then echo second attempt; else touch {m}; echo first attempt; sleep 20; fi\"\n",
-            m = marker.display()
-        );
-        let build = queue_build(&store, &repo, &yaml).await;
-        let token = runner_token(&store, "k").await;
-        let first = start_runner(&server, &token, "k", 1, dir.path());
-        wait_build(&store, build.build.id, |d| d.workflows[0].steps[0].status == RunStatus::Running).await;
-        // Killed once its first line is stored (what a runner sent is kept).
-        let step_id = build.workflows[0].steps[0].id;
-        let stored = |lines: Vec<gantry_store::LogLine>| lines.iter().any(|l| l.text == "first attempt");
-        while !stored(store.read_logs(step_id, None, 0).await.unwrap()) {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        drop(first); // SIGKILL: the runner says nothing more
-        let workspaces = dir.path().join("k-workspaces");
-        let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
-        assert!(left > 0, "the killed run's workspace is still there");
+    cases::a_runner_killed_mid_step_is_requeued_within_the_lease(&Database::Sqlite).await;
+}
 
-        // The same runner comes back: it removes what the killed run left, and gets the
-        // workflow again once the lease ended.
-        let _second = start_runner(&server, &token, "k", 1, dir.path());
-        let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
-        assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
-        assert!(store.list_pending().await.unwrap().is_empty());
-        // The retry numbers its lines after the first attempt's: both are kept.
-        let lines = (store.read_logs(done.workflows[0].steps[0].id, None, 0).await).unwrap();
-        let texts: Vec<&str> = (lines.iter().map(|l| l.text.as_str()))
-            .filter(|t| !t.starts_with("+ "))
-            .collect();
-        assert_eq!(texts, ["first attempt", "second attempt"]);
-        let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
-        assert_eq!(left, 0, "no workspace is left behind");
-    })
-    .await;
-    drop(server);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_step_past_the_repository_timeout_is_stopped_and_the_build_says_why() {
+    cases::a_remote_step_past_the_repository_timeout_is_stopped(&Database::Sqlite).await;
 }
 
 /// Starts `gantry server` on a fixed port (a restarted server must be found again).

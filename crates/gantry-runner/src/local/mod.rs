@@ -12,11 +12,14 @@
 //!   Services reach each other on `localhost`, not by name.
 //! - Not supported (a warning is logged once per backend): memory and CPU limits,
 //!   volumes, privileged mode. OOM is therefore never reported.
-//! - `reap_leftovers` only removes temporary workspaces of runner processes that are gone:
-//!   processes of a runner that died cannot be found again (they are not labelled), so
-//!   they are not reaped.
+//! - With temporary workspaces, each running step is recorded in its workflow directory
+//!   (its process group and start time, see `records`). `reap_leftovers`, which a runner
+//!   calls when it starts, kills the steps a runner that died (`kill -9`, crash) left
+//!   running, then removes their workflow directories. A fixed workspace (`gantry exec`)
+//!   keeps no records.
 
 mod process;
+mod records;
 mod workspace;
 
 use std::collections::{BTreeSet, HashMap};
@@ -45,6 +48,8 @@ struct LocalWorkflow {
     workspace: PathBuf,
     /// The directory `destroy_workflow` removes (temporary workspaces only).
     removable: Option<PathBuf>,
+    /// Where running steps are recorded (temporary workspaces only).
+    records: Option<PathBuf>,
     /// The plan's workspace path, which step `workdir`s are relative to.
     plan_workspace: String,
     /// Started steps that were not destroyed yet.
@@ -131,15 +136,20 @@ impl LocalBackend {
         step: &Step,
         secrets: &[(String, String)],
     ) -> Result<Launch, BackendError> {
-        let (workspace, plan_workspace) = {
+        let (workspace, plan_workspace, records) = {
             let workflows = self.lock();
             let workflow = workflows.get(id).ok_or_else(|| not_set_up(id))?;
-            (workflow.workspace.clone(), workflow.plan_workspace.clone())
+            (
+                workflow.workspace.clone(),
+                workflow.plan_workspace.clone(),
+                workflow.records.clone(),
+            )
         };
         Ok(Launch {
             argv: command_line(step)?,
             dir: workspace::step_dir(&workspace, &plan_workspace, &step.workdir)?,
             env: environment(step, secrets, &workspace),
+            records,
         })
     }
 }
@@ -263,6 +273,9 @@ impl Backend for LocalBackend {
         };
         let workflow = LocalWorkflow {
             workspace,
+            records: removable
+                .as_ref()
+                .map(|dir| dir.join(records::PROCESSES_DIR)),
             removable,
             plan_workspace: plan.workspace.clone(),
             processes: HashMap::new(),

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{ChildStderr, ChildStdout, Command};
 use tokio::sync::watch;
 
+use super::records;
 use crate::backend::{BackendError, LogChunk, LogStream, OutputStream, StepExit};
 
 /// Bytes read from a pipe at a time.
@@ -29,6 +30,8 @@ pub(super) struct Launch {
     pub(super) dir: PathBuf,
     /// The complete environment.
     pub(super) env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Where to record the running process (see `records`), if anywhere.
+    pub(super) records: Option<PathBuf>,
 }
 
 /// A started step process.
@@ -70,12 +73,25 @@ impl LocalProcess {
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| BackendError::Other(format!("`{program}` ended before it started")))?;
         let group = Pid::from_raw(pid);
-        let (tx, exit) = watch::channel(None);
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         // Should the reaping task be dropped first (the tokio runtime shutting down), the
         // guard still kills the group: no step outlives its runner. It is made out here so
-        // that it is dropped even if the task never got to run.
-        let guard = GroupGuard(group);
+        // that it is dropped even if the task never got to run. Once the group is killed
+        // it removes the step's record, which a runner killed outright leaves behind for
+        // its next start to find.
+        let mut guard = GroupGuard {
+            group,
+            record: None,
+        };
+        if let Some(dir) = &launch.records {
+            guard.record = records::write(dir, pid).map_err(|e| {
+                BackendError::Other(format!(
+                    "cannot record the step's process in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let (tx, exit) = watch::channel(None);
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         tokio::spawn(async move {
             let exit = match child.wait().await {
                 Ok(status) => step_exit(status),
@@ -148,12 +164,18 @@ pub(super) async fn wait_exit(
     }
 }
 
-/// Kills a process group when dropped.
-struct GroupGuard(Pid);
+/// Kills a process group when dropped, then removes its record.
+struct GroupGuard {
+    group: Pid,
+    record: Option<PathBuf>,
+}
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        kill_group(self.0);
+        kill_group(self.group);
+        if let Some(record) = &self.record {
+            records::remove(record);
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Workspace directories of the local backend.
 //!
 //! With temporary workspaces each workflow gets `<base>/gantry-<id>/`, holding the
-//! `workspace/` the steps run in and an `owner` file with the runner's process id, so
-//! `reap_leftovers` removes only directories whose runner is gone.
+//! `workspace/` the steps run in, an `owner` file with the runner's process id and start
+//! time, and `processes/`, the records of its running steps. `reap_leftovers` removes
+//! only directories whose runner is gone, after killing the steps recorded there.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -43,7 +44,9 @@ pub(super) async fn create_temp(dir: &Path) -> Result<PathBuf, BackendError> {
         .await
         .map_err(|e| io_error("create the workspace", &workspace, &e))?;
     let owner = dir.join(OWNER_FILE);
-    tokio::fs::write(&owner, std::process::id().to_string())
+    let started =
+        super::records::proc_stat("self").map_or(String::new(), |s| s.started.to_string());
+    tokio::fs::write(&owner, format!("{} {started}\n", std::process::id()))
         .await
         .map_err(|e| io_error("write", &owner, &e))?;
     Ok(workspace)
@@ -92,7 +95,8 @@ pub(super) fn step_dir(
 }
 
 /// Removes workflow directories under `base` whose owning runner process is gone (or
-/// unknown) and that `active` does not list. Returns how many were removed.
+/// unknown) and that `active` does not list, first killing the steps recorded in them
+/// that still run. Returns how many directories were removed.
 pub(super) async fn reap(base: &Path, active: &[PathBuf]) -> Result<usize, BackendError> {
     let mut entries = match tokio::fs::read_dir(base).await {
         Ok(entries) => entries,
@@ -110,6 +114,7 @@ pub(super) async fn reap(base: &Path, active: &[PathBuf]) -> Result<usize, Backe
         if !ours || active.contains(&path) || owner_alive(&path).await {
             continue;
         }
+        super::records::kill_recorded(&path);
         remove_dir(&path).await?;
         removed += 1;
     }
@@ -121,7 +126,9 @@ async fn owner_alive(dir: &Path) -> bool {
     let Ok(text) = tokio::fs::read_to_string(dir.join(OWNER_FILE)).await else {
         return false;
     };
-    let Ok(pid) = text.trim().parse::<i32>() else {
+    // "<pid> <start time>"; the start time is missing in directories of older versions.
+    let mut fields = text.split_whitespace();
+    let Some(pid) = fields.next().and_then(|p| p.parse::<i32>().ok()) else {
         return false;
     };
     if pid <= 0 {
@@ -132,7 +139,16 @@ async fn owner_alive(dir: &Path) -> bool {
         return false;
     }
     let signal_zero = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
-    !matches!(signal_zero, Err(nix::errno::Errno::ESRCH))
+    if matches!(signal_zero, Err(nix::errno::Errno::ESRCH)) {
+        return false;
+    }
+    // Alive, unless the id now belongs to another process (a reused process id).
+    let recorded = fields.next().and_then(|t| t.parse::<u64>().ok());
+    let now = super::records::proc_stat(&pid.to_string()).map(|s| s.started);
+    match (recorded, now) {
+        (Some(recorded), Some(now)) => recorded == now,
+        _ => true,
+    }
 }
 
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> BackendError {

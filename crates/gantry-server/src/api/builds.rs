@@ -93,7 +93,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let (_, detail) = readable_build(&state, &principal, &path).await?;
     let mut json = detail_json(&detail);
-    crate::runners::annotate_waiting(&state, &detail, &mut json);
+    crate::runners::annotate_waiting(&state, &detail, &mut json).await;
     Ok(Json(json))
 }
 

@@ -1,9 +1,11 @@
 //! `/api/tokens` (admin): create (the plaintext is shown once), list, revoke.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use gantry_store::{ApiToken, NewToken, TokenRole, now_ms};
+use gantry_store::{ApiToken, NewToken, RunnerScope, TokenRole, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,6 +21,10 @@ pub struct CreateToken {
     subject: String,
     role: TokenRole,
     scope: Option<String>,
+    /// A runner token's imposed labels.
+    labels: Option<BTreeMap<String, String>>,
+    /// The repositories a runner token's runner may take work of (`owner/name`, `owner/*`).
+    repos: Option<Vec<String>>,
 }
 
 /// `POST /api/tokens`.
@@ -39,13 +45,27 @@ pub async fn create(
         parse_scope(scope)
             .map_err(|reason| ApiError::invalid(format!("invalid scope: {reason}")))?;
     }
+    let runner_scope = RunnerScope {
+        labels: body.labels.unwrap_or_default(),
+        repos: body.repos,
+    };
+    if !runner_scope.is_unscoped() && body.role != TokenRole::Runner {
+        return Err(ApiError::invalid(
+            "`labels` and `repos` restrict runner tokens only; create it with role `runner`",
+        ));
+    }
+    runner_scope
+        .check()
+        .map_err(|reason| ApiError::invalid(format!("invalid runner scope: {reason}")))?;
     let new = NewToken {
         name: body.name,
         subject: body.subject,
         role: body.role,
         scope: body.scope,
     };
-    let (token, plaintext) = state.store.create_token(&new, now_ms()).await?;
+    let (token, plaintext) = (state.store)
+        .create_runner_token(&new, &runner_scope, now_ms())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": token, "secret": plaintext.expose()})),

@@ -46,7 +46,7 @@ pub(super) async fn greet(
             return None;
         }
     };
-    let runner = match hello::check(&hello) {
+    let runner = match hello::check(&hello, &credential.scope) {
         Ok(runner) => runner,
         Err(reason) => {
             refuse(reason).await;

@@ -1,8 +1,10 @@
-//! Checking a runner's hello: version, capacity, backends, labels.
+//! Checking a runner's hello: version, capacity, backends, labels (against its token's
+//! scope: the token's labels are imposed, a declared label may not contradict them).
 
 use std::collections::BTreeMap;
 
 use gantry_proto::{Hello, PROTOCOL_VERSION};
+use gantry_store::RunnerScope;
 
 use crate::config::BackendChoice;
 
@@ -18,16 +20,19 @@ const MAX_LABEL_CHARS: usize = 200;
 pub struct RunnerInfo {
     /// The runner's own name (for people; not its identity).
     pub name: String,
-    /// Its labels.
+    /// Its labels: those it declared and its token's (which it cannot contradict).
     pub labels: BTreeMap<String, String>,
+    /// The repositories its token restricts it to (None: every one).
+    pub repos: Option<Vec<String>>,
     /// Workflows at once.
     pub capacity: usize,
     /// The backend plans are adapted to.
     pub backend: BackendChoice,
 }
 
-/// The runner's settings, or why the hello is refused (what is wrong and what to do).
-pub fn check(hello: &Hello) -> Result<RunnerInfo, String> {
+/// The runner's settings under its token's `scope`, or why the hello is refused (what is
+/// wrong and what to do).
+pub fn check(hello: &Hello, scope: &RunnerScope) -> Result<RunnerInfo, String> {
     if hello.version != PROTOCOL_VERSION {
         return Err(format!(
             "protocol version mismatch: the runner speaks version {}, this server speaks \
@@ -69,9 +74,24 @@ pub fn check(hello: &Hello) -> Result<RunnerInfo, String> {
             key.chars().take(MAX_LABEL_CHARS).collect::<String>()
         ));
     }
+    let mut labels = hello.labels.clone();
+    for (key, imposed) in &scope.labels {
+        match labels.insert(key.clone(), imposed.clone()) {
+            Some(declared) if declared != *imposed => {
+                return Err(format!(
+                    "the runner declares the label `{key}={}` but its token sets \
+                     `{key}={imposed}`; a runner cannot contradict its token's labels: drop \
+                     `{key}` from --labels, or run it with a token made for this host",
+                    declared.chars().take(MAX_LABEL_CHARS).collect::<String>()
+                ));
+            }
+            _ => {}
+        }
+    }
     Ok(RunnerInfo {
         name: hello.runner_name.chars().take(MAX_LABEL_CHARS).collect(),
-        labels: hello.labels.clone(),
+        labels,
+        repos: scope.repos.clone(),
         capacity: hello.capacity as usize,
         backend,
     })
@@ -99,6 +119,10 @@ mod tests {
             backends: vec!["local".into()],
             resume: vec![],
         }
+    }
+
+    fn check(hello: &Hello) -> Result<RunnerInfo, String> {
+        super::check(hello, &RunnerScope::default())
     }
 
     #[test]
@@ -140,5 +164,23 @@ mod tests {
         let mut labels = hello();
         labels.labels.insert(String::new(), "x".into());
         assert!(check(&labels).unwrap_err().contains("label"));
+    }
+
+    #[test]
+    fn a_tokens_labels_are_imposed_and_cannot_be_contradicted() {
+        let scope = RunnerScope {
+            labels: BTreeMap::from([("gpu".into(), "true".into()), ("os".into(), "linux".into())]),
+            repos: Some(vec!["acme/app".into()]),
+        };
+        let info = super::check(&hello(), &scope).unwrap();
+        assert_eq!(describe_labels(&info.labels), "gpu=true,os=linux");
+        assert_eq!(info.repos, scope.repos);
+        let mut windows = hello();
+        windows.labels.insert("os".into(), "windows".into());
+        let refused = super::check(&windows, &scope).unwrap_err();
+        assert!(
+            refused.contains("`os=windows`") && refused.contains("token sets `os=linux`"),
+            "{refused}"
+        );
     }
 }

@@ -6,10 +6,16 @@
 //! update through the run writer, extends leases on heartbeats, forwards cancels and
 //! decisions, and acknowledges what it stored.
 //!
+//! A runner token may carry a scope ([`gantry_store::RunnerScope`]): its labels are
+//! imposed on the runner (checked at hello), its repositories restrict what the runner's
+//! claims may return. Which runners are connected is kept in memory per replica
+//! ([`Registry`]) and written to the store's runners table every few seconds, so that
+//! every replica lists them all and counts them in a pending workflow's `waiting_for`.
+//!
 //! The server's built-in runner ([`local`]) is one of them: a `gantry-agent` connected
 //! through an in-memory pair of channels instead of a websocket, with the credential of
-//! the server's own runner id. Everything else (hello, labels, lease, cancels,
-//! decisions, the checks of what it reports) is the same code.
+//! the server's own runner id (no token, no scope). Everything else (hello, labels,
+//! lease, cancels, decisions, the checks of what it reports) is the same code.
 
 mod assignment;
 mod greet;
@@ -29,12 +35,14 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt as _, StreamExt as _};
 use gantry_proto::{CONNECT_PATH, MAX_FRAME_BYTES};
-use gantry_store::{TokenRole, now_ms};
+use gantry_store::{RunnerPresence, RunnerScope, TokenRole, now_ms};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use registry::{ConnectedRunner, Presence, Registry, annotate_waiting, waiting_for};
+pub use registry::{
+    ConnectedRunner, Presence, Registry, annotate_waiting, spawn_presence_keeper, waiting_for,
+};
 
 /// The lease of remote runners' work, in milliseconds (heartbeats extend it).
 pub const LEASE_MS: i64 = gantry_proto::DEFAULT_LEASE_MS as i64;
@@ -51,13 +59,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/runners", get(list))
 }
 
-/// `GET /api/runners` (admin): the runners connected to this server now.
+/// `GET /api/runners` (admin): the runners connected to this replica and to every other
+/// replica on the same database.
 async fn list(
     State(state): State<AppState>,
     principal: crate::auth::Principal,
-) -> Result<axum::Json<Vec<ConnectedRunner>>, ApiError> {
+) -> Result<axum::Json<Vec<RunnerPresence>>, ApiError> {
     crate::auth::require_admin(&principal)?;
-    Ok(axum::Json(state.runners.list()))
+    Ok(axum::Json(registry::everywhere(&state).await?))
 }
 
 /// A verified runner token: who the connection is, whatever the runner later says.
@@ -67,6 +76,8 @@ pub struct RunnerCredential {
     pub runner_id: String,
     /// The token's name.
     pub name: String,
+    /// What the token restricts the runner to (the default: nothing).
+    pub scope: RunnerScope,
     /// The plaintext, to check now and then that it was not revoked (None: the
     /// server's built-in runner, which has no token).
     token: Option<String>,
@@ -87,6 +98,7 @@ impl RunnerCredential {
         RunnerCredential {
             runner_id,
             name: "built-in".into(),
+            scope: RunnerScope::default(),
             token: None,
         }
     }
@@ -129,6 +141,10 @@ impl FromRequestParts<AppState> for RunnerCredential {
         Ok(RunnerCredential {
             runner_id: format!("runner:{}", stored.id),
             name: stored.name,
+            scope: RunnerScope {
+                labels: stored.labels,
+                repos: stored.repos,
+            },
             token: Some(token.to_string()),
         })
     }

@@ -1,42 +1,112 @@
 //! The runners connected to this server and their labels, so that work no runner can
 //! take says why instead of a silent `pending`.
+//!
+//! Each replica keeps its own connections in memory (the fast path) and writes them to
+//! the store's runners table: at once when one joins or leaves, and every few seconds to
+//! refresh `last_seen`. A listing and a pending workflow's `waiting_for` read this
+//! replica's memory and the other replicas' rows; a row not refreshed for two leases
+//! belongs to a replica that is gone: it is ignored, and removed by the next write.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use gantry_store::{BuildDetail, Millis, RunStatus, labels_fit};
+use gantry_store::{
+    BuildDetail, DatabaseKind, Millis, RunStatus, RunnerPresence, labels_fit, now_ms,
+    repo_pattern_matches,
+};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Notify;
 
+use super::LEASE_MS;
 use super::hello::describe_labels;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 type Labels = BTreeMap<String, String>;
 
-/// A connected runner, as `GET /api/runners` shows it.
+/// How often a replica refreshes its runners' rows (`last_seen`).
+const PRESENCE_INTERVAL: Duration = Duration::from_secs(3);
+/// A row older than this belongs to a replica that stopped refreshing it.
+const PRESENCE_STALE_MS: i64 = 2 * LEASE_MS;
+/// With no runner connected, how many intervals pass between writes (which remove the
+/// stale rows of replicas that are gone).
+const IDLE_SYNC_EVERY: u32 = 10;
+
+/// A runner connected to this replica.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectedRunner {
     /// `runner:<token id>`.
     pub runner_id: String,
     /// The name it gave.
     pub name: String,
-    /// Its labels.
+    /// Its labels (its token's imposed ones included).
     pub labels: Labels,
+    /// The repositories its token restricts it to (None: every one).
+    pub repos: Option<Vec<String>>,
     /// Workflows at once.
     pub capacity: usize,
     /// Connected since (unix milliseconds).
     pub connected_at: Millis,
 }
 
+impl ConnectedRunner {
+    fn may_take(&self, repo: &str, required: &Labels) -> (bool, bool) {
+        may_take(&self.labels, self.repos.as_deref(), repo, required)
+    }
+}
+
+/// (the labels fit, the labels fit and the repository is allowed).
+fn may_take(
+    labels: &Labels,
+    repos: Option<&[String]>,
+    repo: &str,
+    required: &Labels,
+) -> (bool, bool) {
+    let fits = labels_fit(required, labels);
+    let allowed =
+        repos.is_none_or(|patterns| patterns.iter().any(|p| repo_pattern_matches(p, repo)));
+    (fits, fits && allowed)
+}
+
 /// Connected runners (of this server process), by connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     connected: Arc<Mutex<HashMap<u64, ConnectedRunner>>>,
     next: Arc<AtomicU64>,
     /// When a runner last disconnected.
     last_left: Arc<Mutex<Option<Instant>>>,
+    /// This replica's name in the runners table.
+    replica: Arc<str>,
+    /// Woken when a runner joins or leaves, so the table follows at once.
+    changed: Arc<Notify>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            connected: Arc::default(),
+            next: Arc::default(),
+            last_left: Arc::default(),
+            replica: replica_name().into(),
+            changed: Arc::default(),
+        }
+    }
+}
+
+/// `<host>:<pid>:<start time>`: unique to this process, readable by people.
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "server".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() & 0xff_ffff);
+    format!("{host}:{}:{started:06x}", std::process::id())
 }
 
 /// A runner's place in the registry; it leaves when this is dropped.
@@ -51,6 +121,7 @@ impl Drop for Presence {
         *(self.registry.last_left)
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        self.registry.changed.notify_one();
     }
 }
 
@@ -65,10 +136,16 @@ impl Registry {
     pub fn join(&self, runner: ConnectedRunner) -> Presence {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(key, runner);
+        self.changed.notify_one();
         Presence {
             registry: self.clone(),
             key,
         }
+    }
+
+    /// This replica's name, as listings show it.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Runners connected now.
@@ -76,11 +153,30 @@ impl Registry {
         self.lock().len()
     }
 
-    /// The runners connected now, longest connected first.
+    /// The runners connected to this replica now, longest connected first.
     pub fn list(&self) -> Vec<ConnectedRunner> {
         let mut runners: Vec<ConnectedRunner> = self.lock().values().cloned().collect();
         runners.sort_by(|a, b| (a.connected_at, &a.runner_id).cmp(&(b.connected_at, &b.runner_id)));
         runners
+    }
+
+    /// This replica's runners as rows of the runners table, seen `now`.
+    fn rows(&self, now: Millis) -> Vec<RunnerPresence> {
+        let mut rows: Vec<RunnerPresence> = (self.lock().iter())
+            .map(|(key, runner)| RunnerPresence {
+                connection: format!("{}/{key}", self.replica),
+                runner_id: runner.runner_id.clone(),
+                name: runner.name.clone(),
+                labels: runner.labels.clone(),
+                repos: runner.repos.clone(),
+                capacity: i64::try_from(runner.capacity).unwrap_or(i64::MAX),
+                replica: self.replica.to_string(),
+                connected_at: runner.connected_at,
+                last_seen: now,
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.connected_at, &a.connection).cmp(&(b.connected_at, &b.connection)));
+        rows
     }
 
     /// True while a runner is connected, or one left less than `window` ago (its work
@@ -92,31 +188,138 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner);
         self.count() > 0 || left.is_some_and(|at| at.elapsed() < window)
     }
-
-    fn any_fits(&self, required: &Labels) -> bool {
-        self.lock()
-            .values()
-            .any(|runner| labels_fit(required, &runner.labels))
-    }
 }
 
-/// Why work with these labels waits, or None when a connected runner (or the
-/// in-process one) could take it.
-pub fn waiting_for(state: &AppState, required: &Labels) -> Option<String> {
+/// The runners of every replica: this one's from memory, the others' from the store
+/// (rows refreshed within two leases), longest connected first.
+pub async fn everywhere(state: &AppState) -> Result<Vec<RunnerPresence>, ApiError> {
+    let now = now_ms();
+    let mine = state.runners.replica();
+    let mut all = state.runners.rows(now);
+    let others = state.store.list_presence(now - PRESENCE_STALE_MS).await?;
+    all.extend(others.into_iter().filter(|row| row.replica != mine));
+    all.sort_by(|a, b| {
+        (a.connected_at, &a.runner_id, &a.connection).cmp(&(
+            b.connected_at,
+            &b.runner_id,
+            &b.connection,
+        ))
+    });
+    Ok(all)
+}
+
+/// Keeps this replica's rows of the runners table current until shutdown, then removes
+/// them. On SQLite (one server process) the rows a previous process left are removed at
+/// once.
+pub fn spawn_presence_keeper(state: AppState) {
+    tokio::spawn(async move {
+        let registry = state.runners.clone();
+        let single = state.store.kind() == DatabaseKind::Sqlite;
+        let mut written_empty = false;
+        let mut idle = 0u32;
+        let mut first = true;
+        loop {
+            let now = now_ms();
+            let rows = registry.rows(now);
+            idle = if rows.is_empty() && written_empty {
+                idle + 1
+            } else {
+                0
+            };
+            if idle == 0 || idle >= IDLE_SYNC_EVERY {
+                idle = 0;
+                let stale_before = if first && single {
+                    now
+                } else {
+                    now - PRESENCE_STALE_MS
+                };
+                match state
+                    .store
+                    .sync_presence(registry.replica(), &rows, now, stale_before)
+                    .await
+                {
+                    Ok(()) => written_empty = rows.is_empty(),
+                    Err(error) => {
+                        tracing::warn!(error = %error, "recording the connected runners failed")
+                    }
+                }
+                first = false;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PRESENCE_INTERVAL) => {}
+                () = registry.changed.notified() => {}
+                () = state.shutdown.cancelled() => break,
+            }
+        }
+        let now = now_ms();
+        let _ = (state.store)
+            .sync_presence(registry.replica(), &[], now, now - PRESENCE_STALE_MS)
+            .await;
+    });
+}
+
+/// Why work of `repo` (`owner/name`) with these labels waits, or None when a runner
+/// connected to any replica (or the in-process one) could take it.
+pub async fn waiting_for(state: &AppState, repo: &str, required: &Labels) -> Option<String> {
     let local = !state.config.no_local_runner
         && labels_fit(required, &crate::run::backend::runner_labels(&state.config));
-    if local || state.runners.any_fits(required) {
+    if local {
         return None;
     }
-    Some(if required.is_empty() {
-        "waiting for a runner: none is connected".to_string()
+    let (mut fits, mut takes) = (false, false);
+    for runner in state.runners.list() {
+        let (f, t) = runner.may_take(repo, required);
+        (fits, takes) = (fits || f, takes || t);
+    }
+    if !takes {
+        let now = now_ms();
+        match state.store.list_presence(now - PRESENCE_STALE_MS).await {
+            Ok(rows) => {
+                for row in rows {
+                    let (f, t) = may_take(&row.labels, row.repos.as_deref(), repo, required);
+                    (fits, takes) = (fits || f, takes || t);
+                }
+            }
+            // Said as if nobody fit would mislead; say nothing.
+            Err(error) => {
+                tracing::warn!(error = %error, "reading the connected runners failed");
+                return None;
+            }
+        }
+    }
+    if takes {
+        return None;
+    }
+    let wanted = if required.is_empty() {
+        "waiting for a runner".to_string()
     } else {
         format!("waiting for a runner with {}", describe_labels(required))
+    };
+    Some(if fits {
+        format!(
+            "{wanted} allowed to build {repo}: the connected runners that fit are restricted \
+             to other repositories by their tokens"
+        )
+    } else if required.is_empty() {
+        "waiting for a runner: none is connected".to_string()
+    } else {
+        wanted
     })
 }
 
 /// Adds `waiting_for` to each pending workflow of a build's JSON that no runner can take.
-pub fn annotate_waiting(state: &AppState, detail: &BuildDetail, json: &mut Value) {
+pub async fn annotate_waiting(state: &AppState, detail: &BuildDetail, json: &mut Value) {
+    let pending = detail
+        .workflows
+        .iter()
+        .any(|w| w.workflow.status == RunStatus::Pending);
+    if !pending {
+        return;
+    }
+    let repo = match state.store.repo_by_id(detail.build.repo_id).await {
+        Ok(Some(repo)) => repo.full_name(),
+        _ => return,
+    };
     let Some(workflows) = json.get_mut("workflows").and_then(Value::as_array_mut) else {
         return;
     };
@@ -124,8 +327,51 @@ pub fn annotate_waiting(state: &AppState, detail: &BuildDetail, json: &mut Value
         if workflow.workflow.status != RunStatus::Pending {
             continue;
         }
-        if let Some(reason) = waiting_for(state, &workflow.workflow.labels) {
+        if let Some(reason) = waiting_for(state, &repo, &workflow.workflow.labels).await {
             value["waiting_for"] = Value::String(reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_runner_takes_work_its_labels_fit_of_repositories_its_token_allows() {
+        let gpu = labels(&[("gpu", "true"), ("os", "linux")]);
+        let app = ["acme/app".to_string()];
+        assert_eq!(
+            may_take(&gpu, None, "x/y", &labels(&[("gpu", "true")])),
+            (true, true)
+        );
+        assert_eq!(
+            may_take(&gpu, Some(&app), "acme/app", &labels(&[])),
+            (true, true)
+        );
+        assert_eq!(
+            may_take(&gpu, Some(&app), "acme/web", &labels(&[])),
+            (true, false)
+        );
+        assert_eq!(
+            may_take(&gpu, Some(&app), "acme/app", &labels(&[("os", "windows")])),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn replica_names_differ_per_registry_start() {
+        let name = replica_name();
+        assert!(
+            name.contains(&format!(":{}:", std::process::id())),
+            "{name}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! replicas) pass over a row another is taking instead of queueing behind it; SQLite runs
 //! one writer at a time anyway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 
@@ -38,6 +38,7 @@ macro_rules! queue_store_impl {
                 after: i64,
                 runner_id: &str,
                 runner_labels: &BTreeMap<String, String>,
+                allowed: Option<&HashSet<i64>>,
                 lease_until: Millis,
             ) -> StoreResult<Result<QueueItem, Option<i64>>> {
                 let candidates = sqlx::query_as::<_, QueueRow>(concat!(
@@ -51,7 +52,11 @@ macro_rules! queue_store_impl {
                 .await?;
                 let full_page = candidates.len() as i64 == CLAIM_PAGE;
                 let items = convert(candidates, QueueRow::into_item)?;
-                for item in items.iter().filter(|item| labels_fit(&item.labels, runner_labels)) {
+                let fits = |item: &&QueueItem| {
+                    labels_fit(&item.labels, runner_labels)
+                        && allowed.is_none_or(|ids| ids.contains(&item.repo_id))
+                };
+                for item in items.iter().filter(fits) {
                     let claimed = sqlx::query_as::<_, QueueRow>(concat!(
                         "UPDATE queue_items SET state = 'claimed', runner_id = $2, lease_until = $3, \
                          attempts = attempts + 1 WHERE id = (SELECT id FROM queue_items \
@@ -71,6 +76,30 @@ macro_rules! queue_store_impl {
                 }
                 let last = items.last().map(|item| item.id);
                 Ok(Err(if full_page { last } else { None }))
+            }
+
+            /// The ids of the repositories these patterns name.
+            async fn repo_ids(&self, patterns: &[String]) -> StoreResult<HashSet<i64>> {
+                let mut ids = HashSet::new();
+                for pattern in patterns {
+                    let Some((owner, name)) = pattern.split_once('/') else {
+                        continue;
+                    };
+                    let found: Vec<i64> = if name == "*" {
+                        sqlx::query_scalar("SELECT id FROM repos WHERE owner = $1")
+                            .bind(owner)
+                            .fetch_all(&self.pool)
+                            .await?
+                    } else {
+                        sqlx::query_scalar("SELECT id FROM repos WHERE owner = $1 AND name = $2")
+                            .bind(owner)
+                            .bind(name)
+                            .fetch_all(&self.pool)
+                            .await?
+                    };
+                    ids.extend(found);
+                }
+                Ok(ids)
             }
         }
 
@@ -107,12 +136,31 @@ macro_rules! queue_store_impl {
                 now: Millis,
                 lease_ms: i64,
             ) -> StoreResult<Option<QueueItem>> {
+                self.claim_next_in(runner_id, runner_labels, None, now, lease_ms)
+                    .await
+            }
+
+            async fn claim_next_in(
+                &self,
+                runner_id: &str,
+                runner_labels: &BTreeMap<String, String>,
+                repos: Option<&[String]>,
+                now: Millis,
+                lease_ms: i64,
+            ) -> StoreResult<Option<QueueItem>> {
                 check_lease(lease_ms)?;
                 let lease_until = now.saturating_add(lease_ms);
+                let allowed = match repos {
+                    Some(patterns) => Some(self.repo_ids(patterns).await?),
+                    None => None,
+                };
+                if allowed.as_ref().is_some_and(HashSet::is_empty) {
+                    return Ok(None);
+                }
                 let mut after = 0;
                 loop {
                     match self
-                        .claim_round(after, runner_id, runner_labels, lease_until)
+                        .claim_round(after, runner_id, runner_labels, allowed.as_ref(), lease_until)
                         .await?
                     {
                         Ok(item) => return Ok(Some(item)),

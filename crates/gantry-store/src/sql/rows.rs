@@ -44,7 +44,8 @@ macro_rules! queue_columns {
 }
 macro_rules! token_columns {
     () => {
-        "id, name, subject, role, scope, created_at, last_used_at, revoked_at"
+        "id, name, subject, role, scope, created_at, last_used_at, revoked_at, runner_labels, \
+         runner_repos"
     };
 }
 pub(crate) use {
@@ -58,10 +59,17 @@ fn corrupt(table: &'static str, error: StoreError) -> StoreError {
     }
 }
 
-fn json_map(table: &'static str, text: &str) -> StoreResult<BTreeMap<String, String>> {
+pub(crate) fn json_map(table: &'static str, text: &str) -> StoreResult<BTreeMap<String, String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         table,
         reason: format!("labels are not a JSON object of strings: {e}"),
+    })
+}
+
+pub(crate) fn json_list(table: &'static str, text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: format!("repositories are not a JSON array of strings: {e}"),
     })
 }
 
@@ -278,6 +286,8 @@ pub(crate) struct TokenRow {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+    runner_labels: Option<String>,
+    runner_repos: Option<String>,
 }
 
 impl TokenRow {
@@ -291,6 +301,15 @@ impl TokenRow {
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             revoked_at: self.revoked_at,
+            labels: match &self.runner_labels {
+                Some(text) => json_map("api_tokens", text)?,
+                None => BTreeMap::new(),
+            },
+            repos: self
+                .runner_repos
+                .as_deref()
+                .map(|text| json_list("api_tokens", text))
+                .transpose()?,
         })
     }
 }

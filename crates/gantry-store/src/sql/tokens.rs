@@ -2,11 +2,14 @@
 
 use async_trait::async_trait;
 
-use super::rows::{TokenRow, convert, token_columns};
+use super::rows::{TokenRow, convert, labels_json, token_columns};
 use super::{PostgresStore, SqliteStore};
 use crate::error::{StoreError, StoreResult, is_unique_violation};
 use crate::time::Millis;
-use crate::tokens::{ApiToken, NewToken, PlaintextToken, TokenStore, new_plaintext, token_hash};
+use crate::tokens::{
+    ApiToken, NewToken, PlaintextToken, RunnerScope, TokenRole, TokenStore, new_plaintext,
+    token_hash,
+};
 
 /// How stale `last_used_at` may get before a verification rewrites it.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
@@ -21,8 +24,77 @@ fn check_token(token: &NewToken) -> StoreResult<()> {
     Ok(())
 }
 
+/// The stored columns of a runner scope: (labels, repos), NULL when unrestricted.
+fn scope_columns(
+    token: &NewToken,
+    scope: &RunnerScope,
+) -> StoreResult<(Option<String>, Option<String>)> {
+    if scope.is_unscoped() {
+        return Ok((None, None));
+    }
+    if token.role != TokenRole::Runner {
+        return Err(StoreError::InvalidInput {
+            field: "token".to_string(),
+            reason: "labels and repositories restrict runner tokens only".to_string(),
+        });
+    }
+    scope.check().map_err(|reason| StoreError::InvalidInput {
+        field: "runner scope".to_string(),
+        reason,
+    })?;
+    let labels = (!scope.labels.is_empty()).then(|| labels_json(&scope.labels));
+    let repos = scope
+        .repos
+        .as_ref()
+        .map(|repos| serde_json::to_string(repos).unwrap_or_else(|_| "[]".to_string()));
+    Ok((labels, repos))
+}
+
 macro_rules! token_store_impl {
     ($store:ty) => {
+        impl $store {
+            async fn insert_token(
+                &self,
+                token: &NewToken,
+                scope: &RunnerScope,
+                plaintext: &str,
+                now: Millis,
+            ) -> StoreResult<ApiToken> {
+                check_token(token)?;
+                let (labels, repos) = scope_columns(token, scope)?;
+                if plaintext.len() < 16 {
+                    return Err(StoreError::InvalidInput {
+                        field: "token".to_string(),
+                        reason: "it is shorter than 16 characters; use a long random value"
+                            .to_string(),
+                    });
+                }
+                let inserted = sqlx::query_as::<_, TokenRow>(concat!(
+                    "INSERT INTO api_tokens (name, subject, role, scope, token_hash, created_at, \
+                     runner_labels, runner_repos) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     RETURNING ",
+                    token_columns!()
+                ))
+                .bind(&token.name)
+                .bind(&token.subject)
+                .bind(token.role.as_str())
+                .bind(&token.scope)
+                .bind(token_hash(plaintext))
+                .bind(now)
+                .bind(labels)
+                .bind(repos)
+                .fetch_one(&self.pool)
+                .await;
+                match inserted {
+                    Ok(row) => row.into_token(),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict {
+                        what: "a token with the same text".to_string(),
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+
         #[async_trait]
         impl TokenStore for $store {
             async fn create_token(
@@ -35,40 +107,27 @@ macro_rules! token_store_impl {
                 Ok((stored, plaintext))
             }
 
+            async fn create_runner_token(
+                &self,
+                token: &NewToken,
+                scope: &RunnerScope,
+                now: Millis,
+            ) -> StoreResult<(ApiToken, PlaintextToken)> {
+                let plaintext = new_plaintext()?;
+                let stored = self
+                    .insert_token(token, scope, plaintext.expose(), now)
+                    .await?;
+                Ok((stored, plaintext))
+            }
+
             async fn import_token(
                 &self,
                 token: &NewToken,
                 plaintext: &str,
                 now: Millis,
             ) -> StoreResult<ApiToken> {
-                check_token(token)?;
-                if plaintext.len() < 16 {
-                    return Err(StoreError::InvalidInput {
-                        field: "token".to_string(),
-                        reason: "it is shorter than 16 characters; use a long random value"
-                            .to_string(),
-                    });
-                }
-                let inserted = sqlx::query_as::<_, TokenRow>(concat!(
-                    "INSERT INTO api_tokens (name, subject, role, scope, token_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
-                    token_columns!()
-                ))
-                .bind(&token.name)
-                .bind(&token.subject)
-                .bind(token.role.as_str())
-                .bind(&token.scope)
-                .bind(token_hash(plaintext))
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await;
-                match inserted {
-                    Ok(row) => row.into_token(),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict {
-                        what: "a token with the same text".to_string(),
-                    }),
-                    Err(e) => Err(e.into()),
-                }
+                self.insert_token(token, &RunnerScope::default(), plaintext, now)
+                    .await
             }
 
             async fn verify_token(

@@ -11,6 +11,7 @@ mod preparing;
 mod queue;
 mod recovery;
 mod repos;
+mod runners;
 mod secrets;
 
 /// Expands every case into `sqlite::<case>` and `postgres::<case>` tests.
@@ -69,4 +70,7 @@ conformance! {
     preparing::a_build_cancelled_while_preparing_gets_nothing_attached,
     preparing::hook_build_bad_input_is_a_clear_error_and_records_nothing,
     preparing::a_preparation_is_claimed_once_and_taken_again_when_its_lease_ends,
+    runners::runner_token_scope_is_stored_and_checked,
+    runners::a_repo_scoped_claim_passes_over_other_repositories,
+    runners::runner_presence_is_shared_and_stale_rows_go,
 }

@@ -6,6 +6,7 @@ mod repo;
 mod runner_token;
 mod secret;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -33,6 +34,10 @@ pub struct Connection {
     /// API token (printed by the server on first start, or from `POST /api/tokens`).
     #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// A CA certificate (PEM) to trust for an https:// server, on top of the public roots:
+    /// for a server whose certificate a private CA signed.
+    #[arg(long, env = "GANTRY_CA_CERT", value_name = "FILE", global = true)]
+    ca_cert: Option<PathBuf>,
 }
 
 impl Connection {
@@ -44,6 +49,13 @@ impl Connection {
     /// The token, when one was given.
     pub fn token(&self) -> Option<String> {
         self.token.clone().filter(|t| !t.is_empty())
+    }
+
+    /// The `--ca-cert` file, when one was given.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
     }
 }
 
@@ -93,18 +105,49 @@ pub struct Client {
 
 impl Client {
     fn new(connection: Connection) -> anyhow::Result<Self> {
-        let Some(token) = connection.token.filter(|t| !t.is_empty()) else {
+        let Some(token) = connection.token() else {
             bail!("no API token: pass --token or set GANTRY_TOKEN");
         };
+        let base = crate::tls::server_url(&connection.server, "API token")?;
+        if !matches!(base.scheme(), "http" | "https") {
+            bail!(
+                "--server `{}` must start with https:// (or http:// on this host)",
+                connection.server
+            );
+        }
+        let tls = crate::tls::client_config(connection.ca_cert())?;
+        // A redirect must not carry the token to a plain connection elsewhere either.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 10 {
+                return attempt.error("too many redirects");
+            }
+            match crate::tls::check_transport(attempt.url(), "API token") {
+                Ok(()) => attempt.follow(),
+                Err(error) => attempt.error(error.to_string()),
+            }
+        });
         let http = reqwest::Client::builder()
             .user_agent(concat!("gantry-cli/", env!("CARGO_PKG_VERSION")))
+            .use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
+            .redirect(redirects)
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
             http,
-            base: connection.server.trim_end_matches('/').to_owned(),
+            base: base.as_str().trim_end_matches('/').to_owned(),
             token,
         })
+    }
+
+    /// The error of a request that got no answer, with what to do about it.
+    fn unreachable(&self, error: reqwest::Error) -> anyhow::Error {
+        match crate::tls::tls_problem(&error) {
+            Some(tls) => anyhow::anyhow!("cannot connect to {}: {}", self.base, tls.message),
+            None => anyhow::Error::new(error).context(format!(
+                "cannot reach the server at {} (is it running?)",
+                self.base
+            )),
+        }
     }
 
     /// Sends a request and returns the JSON body (Null for an empty body), or the server's
@@ -120,9 +163,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| {
-            format!("cannot reach the server at {} (is it running?)", self.base)
-        })?;
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let text = response
             .text()
@@ -147,9 +188,7 @@ impl Client {
             .bearer_auth(&self.token)
             .send()
             .await
-            .with_context(|| {
-                format!("cannot reach the server at {} (is it running?)", self.base)
-            })?;
+            .map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let text = response
             .text()

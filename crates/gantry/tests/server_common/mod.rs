@@ -2,6 +2,8 @@
 //! its real log output, and reaches its SQLite database directly.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod runners;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
