@@ -1,8 +1,9 @@
 //! One assignment held by a connected runner: how it starts (or resumes after a
 //! reconnect), and how the runner's numbered messages about it are checked and stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gantry_pipeline::plan::StepKind;
@@ -12,7 +13,7 @@ use gantry_proto::{
 };
 use gantry_runner::mask::Masker;
 use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
-use gantry_store::{QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
+use gantry_store::{Millis, QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
 use tokio::time::Instant;
 
 use super::hello::RunnerInfo;
@@ -39,8 +40,11 @@ pub struct Held {
     pub stop_reason: Option<String>,
     /// The plan's approval steps, for the approver.
     pub approval_steps: Vec<gantry_pipeline::plan::Step>,
-    /// Tasks waiting for approval decisions (aborted when the assignment ends).
-    pub waiters: Vec<tokio::task::AbortHandle>,
+    /// The task waiting for each approval step's decision, by step name: one per step,
+    /// however often the runner reports it blocked (aborted when the assignment ends).
+    pub waiters: HashMap<String, tokio::task::AbortHandle>,
+    /// The lease this server last wrote for the assignment.
+    lease: Lease,
     /// The assignment's secret values: masked again in whatever the runner reports, in
     /// case a runner does not (security rule 9).
     masker: Masker,
@@ -51,10 +55,52 @@ const MAX_ERROR_BYTES: usize = 4 * 1024;
 
 impl Drop for Held {
     fn drop(&mut self) {
-        for waiter in &self.waiters {
+        for waiter in self.waiters.values() {
             waiter.abort();
         }
     }
+}
+
+/// The lease end this server last wrote for an assignment, so that a heartbeat or a log
+/// batch does not have to write it again (each write also checks the runner still holds
+/// the item).
+///
+/// Trusting it is safe while most of it remains: a lease written to end at T cannot pass
+/// to another runner before T (the lease keeper requeues only items whose lease ended),
+/// and a cancelled build's `killed` event makes the session forget it
+/// ([`Held::forget_lease`]). A requeued item claimed again in this process (which a test
+/// can do before T by requeueing "in the future") moves [`reclaims`], and every held
+/// lease is checked in the store again before the next write.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lease {
+    /// When the lease written last ends (0: never written, or forgotten).
+    until: Millis,
+    /// [`reclaims`] when it was written.
+    epoch: u64,
+}
+
+/// A cached lease is written again once less than this remains (a quarter of the lease
+/// passed): every heartbeat (a third of a lease apart) writes it, the log batches between
+/// two heartbeats do not.
+const LEASE_REWRITE_BELOW: i64 = super::LEASE_MS * 3 / 4;
+
+/// Requeued items claimed again by this process (see [`Lease`]).
+static RECLAIMS: AtomicU64 = AtomicU64::new(0);
+
+/// How many requeued items this process claimed again: a held lease written before the
+/// last such claim is checked in the store again.
+pub fn reclaims() -> u64 {
+    RECLAIMS.load(Ordering::SeqCst)
+}
+
+/// Why a runner's `done` was not stored.
+#[derive(Debug)]
+pub enum Unfinished {
+    /// The runner no longer holds the item: it must stop the assignment.
+    NotHeld(String),
+    /// The store failed: the assignment stays held and the runner's `done`, not
+    /// acknowledged, comes again.
+    Retry(String),
 }
 
 /// What loading an item found.
@@ -101,6 +147,7 @@ async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loa
 
 fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedRun) -> Held {
     let plan = &prepared.plan;
+    let item_lease = item.lease_until;
     let minutes = loaded.repo.timeout_minutes.max(1);
     let limit = Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
     // A resumed workflow keeps the deadline of its start, not of the reconnect.
@@ -119,7 +166,12 @@ fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedR
             .filter(|s| s.kind == StepKind::Approval)
             .cloned()
             .collect(),
-        waiters: Vec::new(),
+        waiters: HashMap::new(),
+        lease: Lease {
+            // As the claim wrote it; a resumed item's is written again by the session.
+            until: item_lease.unwrap_or(0),
+            epoch: reclaims(),
+        },
         masker: Masker::new(prepared.secrets.values().map(String::as_str)),
     }
 }
@@ -132,6 +184,10 @@ pub async fn start(
     runner_id: &str,
     item: QueueItem,
 ) -> Result<Option<(Held, ServerMessage)>, String> {
+    if item.attempts > 1 {
+        // It was requeued: the runner that held it before may still be connected here.
+        RECLAIMS.fetch_add(1, Ordering::SeqCst);
+    }
     let loaded = load(state, &item, runner_id).await?;
     if loaded.build_ended {
         return Ok(None);
@@ -266,6 +322,29 @@ impl Held {
             .collect()
     }
 
+    /// True when the lease must be written (which checks that the runner still holds the
+    /// item) before the runner's next message is stored: less than
+    /// [`LEASE_REWRITE_BELOW`] of it remains, it was forgotten, or a requeued item was
+    /// claimed again since it was written.
+    pub fn lease_due(&self, now: Millis) -> bool {
+        self.lease.until.saturating_sub(now) < LEASE_REWRITE_BELOW || self.lease.epoch != reclaims()
+    }
+
+    /// The store holds this lease end now; `epoch` is [`reclaims`] read before the write.
+    pub fn lease_written(&mut self, until: Millis, epoch: u64) {
+        self.lease = Lease { until, epoch };
+    }
+
+    /// The build may have been cancelled: the next message checks the store again.
+    pub fn forget_lease(&mut self) {
+        self.lease = Lease::default();
+    }
+
+    /// True while a lease this server wrote still runs: nobody else can hold the item.
+    pub fn lease_runs(&self, now: Millis) -> bool {
+        self.lease.until > now && self.lease.epoch == reclaims()
+    }
+
     fn has_step(&self, name: &str) -> bool {
         self.target.steps.iter().any(|s| s.name == name)
     }
@@ -328,25 +407,26 @@ impl Held {
         state: &AppState,
         outcome: Outcome,
         error: Option<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Unfinished> {
         // Completing first: only the holder's completion succeeds, so a runner whose lease
         // ended between the lease check and here cannot end another runner's workflow.
         let runner_id = &self.target.runner_id;
         match state.store.complete(self.item.id, runner_id).await {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
+                return Err(Unfinished::NotHeld(format!(
                     "assignment {} is no longer held by this runner ({runner_id}): its lease \
                      ended or the build was cancelled; its outcome was not stored",
                     self.id()
-                ));
+                )));
             }
             Err(error) => {
                 tracing::error!(queue.item = self.item.id, error = %error, "completing a queue item failed");
-                return Err(format!(
-                    "the server could not complete assignment {}: {error}; send it again",
+                return Err(Unfinished::Retry(format!(
+                    "the server could not complete assignment {}: {error}; its done is \
+                     sent again",
                     self.id()
-                ));
+                )));
             }
         }
         let (status, error) = match (outcome, &self.stop_reason) {

@@ -52,12 +52,6 @@ pub struct ConnectedRunner {
     pub connected_at: Millis,
 }
 
-impl ConnectedRunner {
-    fn may_take(&self, repo: &str, required: &Labels) -> (bool, bool) {
-        may_take(&self.labels, self.repos.as_deref(), repo, required)
-    }
-}
-
 /// (the labels fit, the labels fit and the repository is allowed).
 fn may_take(
     labels: &Labels,
@@ -258,53 +252,58 @@ pub fn spawn_presence_keeper(state: AppState) {
     });
 }
 
+/// What the runners of every replica (and the in-process runner) may take: labels and
+/// allowed repositories of each, read once for a build's workflows.
+struct Offers(Vec<(Labels, Option<Vec<String>>)>);
+
+impl Offers {
+    /// None when the store cannot be read (saying "no runner fits" then would mislead).
+    async fn gather(state: &AppState) -> Option<Offers> {
+        let mut offers = Vec::new();
+        if !state.config.no_local_runner {
+            offers.push((crate::run::backend::runner_labels(&state.config), None));
+        }
+        match everywhere(state).await {
+            Ok(rows) => offers.extend(rows.into_iter().map(|row| (row.labels, row.repos))),
+            // The store error is logged where it was converted.
+            Err(_) => return None,
+        }
+        Some(Offers(offers))
+    }
+
+    /// Why work of `repo` (`owner/name`) with these labels waits, or None when a runner
+    /// could take it.
+    fn waiting_for(&self, repo: &str, required: &Labels) -> Option<String> {
+        let (mut fits, mut takes) = (false, false);
+        for (labels, repos) in &self.0 {
+            let (f, t) = may_take(labels, repos.as_deref(), repo, required);
+            (fits, takes) = (fits || f, takes || t);
+        }
+        if takes {
+            return None;
+        }
+        let wanted = if required.is_empty() {
+            "waiting for a runner".to_string()
+        } else {
+            format!("waiting for a runner with {}", describe_labels(required))
+        };
+        Some(if fits {
+            format!(
+                "{wanted} allowed to build {repo}: the connected runners that fit are \
+                 restricted to other repositories by their tokens"
+            )
+        } else if required.is_empty() {
+            "waiting for a runner: none is connected".to_string()
+        } else {
+            wanted
+        })
+    }
+}
+
 /// Why work of `repo` (`owner/name`) with these labels waits, or None when a runner
 /// connected to any replica (or the in-process one) could take it.
 pub async fn waiting_for(state: &AppState, repo: &str, required: &Labels) -> Option<String> {
-    let local = !state.config.no_local_runner
-        && labels_fit(required, &crate::run::backend::runner_labels(&state.config));
-    if local {
-        return None;
-    }
-    let (mut fits, mut takes) = (false, false);
-    for runner in state.runners.list() {
-        let (f, t) = runner.may_take(repo, required);
-        (fits, takes) = (fits || f, takes || t);
-    }
-    if !takes {
-        let now = now_ms();
-        match state.store.list_presence(now - PRESENCE_STALE_MS).await {
-            Ok(rows) => {
-                for row in rows {
-                    let (f, t) = may_take(&row.labels, row.repos.as_deref(), repo, required);
-                    (fits, takes) = (fits || f, takes || t);
-                }
-            }
-            // Said as if nobody fit would mislead; say nothing.
-            Err(error) => {
-                tracing::warn!(error = %error, "reading the connected runners failed");
-                return None;
-            }
-        }
-    }
-    if takes {
-        return None;
-    }
-    let wanted = if required.is_empty() {
-        "waiting for a runner".to_string()
-    } else {
-        format!("waiting for a runner with {}", describe_labels(required))
-    };
-    Some(if fits {
-        format!(
-            "{wanted} allowed to build {repo}: the connected runners that fit are restricted \
-             to other repositories by their tokens"
-        )
-    } else if required.is_empty() {
-        "waiting for a runner: none is connected".to_string()
-    } else {
-        wanted
-    })
+    Offers::gather(state).await?.waiting_for(repo, required)
 }
 
 /// Adds `waiting_for` to each pending workflow of a build's JSON that no runner can take.
@@ -320,6 +319,9 @@ pub async fn annotate_waiting(state: &AppState, detail: &BuildDetail, json: &mut
         Ok(Some(repo)) => repo.full_name(),
         _ => return,
     };
+    let Some(offers) = Offers::gather(state).await else {
+        return;
+    };
     let Some(workflows) = json.get_mut("workflows").and_then(Value::as_array_mut) else {
         return;
     };
@@ -327,7 +329,7 @@ pub async fn annotate_waiting(state: &AppState, detail: &BuildDetail, json: &mut
         if workflow.workflow.status != RunStatus::Pending {
             continue;
         }
-        if let Some(reason) = waiting_for(state, &repo, &workflow.workflow.labels).await {
+        if let Some(reason) = offers.waiting_for(&repo, &workflow.workflow.labels) {
             value["waiting_for"] = Value::String(reason);
         }
     }

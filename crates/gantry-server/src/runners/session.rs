@@ -16,7 +16,7 @@ use gantry_store::{RunStatus, now_ms};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::assignment::{self, Held};
+use super::assignment::{self, Held, Unfinished};
 use super::greet::{self, next_text};
 use super::hello::{self, RunnerInfo};
 use super::registry::ConnectedRunner;
@@ -30,6 +30,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_secs(1);
 /// Messages waiting for the socket before the session waits for it.
 const OUTBOX: usize = 64;
+/// Heartbeats closer together than this are taken (the runner is alive) but check and
+/// write nothing: a runner sending them in a loop costs the store nothing.
+const HEARTBEAT_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Protocol texts from a runner (a websocket's text frames, or an in-memory channel);
 /// ends when the connection closed.
@@ -62,6 +65,7 @@ pub async fn run(
                 runner_id: runner_id.clone(),
                 name: session.runner.name.clone(),
                 labels: session.runner.labels.clone(),
+                repos: session.runner.repos.clone(),
                 capacity: session.runner.capacity,
                 connected_at: now_ms(),
             });
@@ -84,6 +88,8 @@ pub(super) struct Session {
     pub(super) held: HashMap<AssignmentId, Held>,
     events: broadcast::Receiver<LiveEvent>,
     last_heard: Instant,
+    /// When a heartbeat last checked the token and the leases.
+    beat_checked: Option<Instant>,
     /// The token was revoked: the connection closes.
     revoked: bool,
 }
@@ -103,6 +109,7 @@ impl Session {
             out,
             held: HashMap::new(),
             last_heard: Instant::now(),
+            beat_checked: None,
             revoked: false,
         }
     }
@@ -129,10 +136,14 @@ impl Session {
                 Err(error) => Err(format!("the server could not read it: {error}")),
             };
             match outcome {
-                Ok(held) => {
-                    let _ = (self.state.store)
-                        .extend_lease(id, self.runner_id(), now_ms() + LEASE_MS)
+                Ok(mut held) => {
+                    let (until, epoch) = (now_ms() + LEASE_MS, assignment::reclaims());
+                    let extended = (self.state.store)
+                        .extend_lease(id, self.runner_id(), until)
                         .await;
+                    if let Ok(true) = extended {
+                        held.lease_written(until, epoch);
+                    }
                     let blocked = held.blocked_approvals();
                     self.held.insert(id, held);
                     for step in blocked {
@@ -215,7 +226,13 @@ impl Session {
             return false;
         }
         let claimed = (self.state.store)
-            .claim_next(self.runner_id(), &self.runner.labels, now_ms(), LEASE_MS)
+            .claim_next_in(
+                self.runner_id(),
+                &self.runner.labels,
+                self.runner.repos.as_deref(),
+                now_ms(),
+                LEASE_MS,
+            )
             .await;
         let item = match claimed {
             Ok(Some(item)) => item,
@@ -297,11 +314,18 @@ impl Session {
             RunnerMessage::Done(done) => match self.held.remove(&id) {
                 Some(held) => {
                     let finished = held.finish(&self.state, done.outcome, done.error.clone());
-                    let result = finished.await;
-                    if result.is_ok() {
-                        tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
+                    match finished.await {
+                        Ok(()) => {
+                            tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
+                            Ok(())
+                        }
+                        Err(Unfinished::NotHeld(message)) => Err(message),
+                        Err(Unfinished::Retry(message)) => {
+                            // Still the runner's: its `done`, not acknowledged, comes again.
+                            self.held.insert(id, held);
+                            return self.error(None, message).await;
+                        }
                     }
-                    result
                 }
                 None => Ok(()),
             },
@@ -344,17 +368,31 @@ impl Session {
         }
     }
 
-    /// Extends the assignment's lease, which checks the runner still holds it (its work
-    /// may have been requeued to another runner); if not, drops it and says so.
+    /// Checks the runner still holds the assignment (its work may have been requeued to
+    /// another runner, or its build cancelled); if not, drops it and says so. The check is
+    /// the lease's extension in the store, made only when the lease written last is due
+    /// (see `assignment::Lease`): log batches between two heartbeats write nothing more.
     async fn still_holds(&mut self, id: AssignmentId) -> bool {
-        let until = now_ms() + LEASE_MS;
+        let now = now_ms();
+        let Some(held) = self.held.get(&id) else {
+            return false;
+        };
+        if !held.lease_due(now) {
+            return true;
+        }
+        let (until, epoch) = (now + LEASE_MS, assignment::reclaims());
         match self
             .state
             .store
             .extend_lease(id, self.runner_id(), until)
             .await
         {
-            Ok(true) => true,
+            Ok(true) => {
+                if let Some(held) = self.held.get_mut(&id) {
+                    held.lease_written(until, epoch);
+                }
+                true
+            }
             Ok(false) => {
                 self.held.remove(&id);
                 let text = format!(
@@ -367,16 +405,29 @@ impl Session {
             }
             Err(error) => {
                 tracing::warn!(error = %error, "extending a lease failed");
-                true
+                // A lease this server wrote still runs: nobody else can hold the item.
+                if self.held.get(&id).is_some_and(|held| held.lease_runs(now)) {
+                    return true;
+                }
+                let text = format!(
+                    "the server could not check that this runner still holds assignment \
+                     {id}: {error}; the message was not stored"
+                );
+                self.error(None, text).await;
+                false
             }
         }
     }
 
-    /// Asks the store's approver for a decision on a blocked approval step and sends it.
+    /// Asks the store's approver for a decision on a blocked approval step and sends it;
+    /// once per step of an assignment, however often the runner reports it blocked.
     fn wait_for_decision(&mut self, id: AssignmentId, step_name: &str) {
         let Some(held) = self.held.get_mut(&id) else {
             return;
         };
+        if held.waiters.contains_key(step_name) {
+            return;
+        }
         let Some(step) = held
             .approval_steps
             .iter()
@@ -412,25 +463,41 @@ impl Session {
             };
             let _ = out.send(ServerMessage::Decision(decision)).await;
         });
-        held.waiters.push(task.abort_handle());
+        held.waiters
+            .insert(step_name.to_string(), task.abort_handle());
     }
 
-    /// Extends every lease; an assignment whose lease was lost is cancelled on the runner.
+    /// Checks the token and extends every lease that is due; an assignment whose lease
+    /// was lost is cancelled on the runner. At most once per [`HEARTBEAT_CHECK_EVERY`].
     async fn heartbeat(&mut self) {
+        let beat = Instant::now();
+        if (self.beat_checked).is_some_and(|at| beat.duration_since(at) < HEARTBEAT_CHECK_EVERY) {
+            return;
+        }
+        self.beat_checked = Some(beat);
         if !self.credential.still_valid(&self.state).await {
             self.revoked = true; // the next tick closes the connection
             return;
         }
-        let until = now_ms() + LEASE_MS;
+        let now = now_ms();
+        let (until, epoch) = (now + LEASE_MS, assignment::reclaims());
         let mut lost = Vec::new();
-        for &id in self.held.keys() {
+        let due: Vec<AssignmentId> = (self.held.values())
+            .filter(|held| held.lease_due(now))
+            .map(Held::id)
+            .collect();
+        for id in due {
             match self
                 .state
                 .store
                 .extend_lease(id, self.runner_id(), until)
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => {
+                    if let Some(held) = self.held.get_mut(&id) {
+                        held.lease_written(until, epoch);
+                    }
+                }
                 Ok(false) => lost.push(id),
                 Err(error) => tracing::warn!(error = %error, "extending a lease failed"),
             }
@@ -482,17 +549,28 @@ impl Session {
         true
     }
 
-    /// Forwards a person's cancel of a build to the runner running it.
+    /// Forwards a person's cancel of a build to the runner running it; its next message
+    /// checks the lease in the store (where the cancel ended it).
     async fn on_event(&mut self, event: Result<LiveEvent, broadcast::error::RecvError>) {
-        let Ok(event) = event else {
-            return; // lagged: a missed cancel still ends the lease at the next heartbeat
+        let event = match event {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // A cancel may be among the missed events: every lease is checked in the
+                // store again (a lost one is cancelled at the next heartbeat).
+                self.held.values_mut().for_each(Held::forget_lease);
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         };
         if event.kind != EventKind::Build || event.status != RunStatus::Killed {
             return;
         }
-        let cancelled: Vec<AssignmentId> = (self.held.values())
+        let cancelled: Vec<AssignmentId> = (self.held.values_mut())
             .filter(|h| h.target.repo_id == event.repo_id && h.target.build_number == event.build)
-            .map(Held::id)
+            .map(|h| {
+                h.forget_lease();
+                h.id()
+            })
             .collect();
         for assignment in cancelled {
             self.send(ServerMessage::Cancel(Cancel {
