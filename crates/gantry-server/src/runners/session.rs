@@ -3,9 +3,8 @@
 //! a reconnect within them resumes it.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures_util::{Sink, SinkExt as _, Stream};
 use gantry_proto::{
