@@ -21,20 +21,41 @@ document.addEventListener("DOMContentLoaded", function () {
     if (event.kind === "build") {
       build.setAttribute("data-status", event.status);
       Gantry.setStatus(document.getElementById("build-status"), event.status);
-      if (Gantry.isTerminal(event.status)) showReload();
+      if (Gantry.isTerminal(event.status)) {
+        showReload();
+        syncNodes();
+      }
       return;
     }
-    var node = nodeOf(event.step);
-    if (node) {
-      node.setAttribute("data-status", event.status);
-      var title = node.querySelector("title");
-      if (title) title.textContent = event.step + ": " + event.status;
-    }
+    setNode(event.step, event.status);
     if (step && step.getAttribute("data-step") === event.step) {
       step.setAttribute("data-status", event.status);
       Gantry.setStatus(document.getElementById("step-status"), event.status);
     }
   });
+
+  function setNode(name, status) {
+    var node = nodeOf(name);
+    if (!node || !status) return;
+    node.setAttribute("data-status", status);
+    var title = node.querySelector("title");
+    if (title) title.textContent = name + ": " + status;
+  }
+
+  // Step events sent between this page's rendering and its event socket opening are not
+  // seen: once the build ended, the graph takes the final step statuses from the page.
+  function syncNodes() {
+    fetch(location.pathname + location.search, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        if (!html) return;
+        var page = new DOMParser().parseFromString(html, "text/html");
+        page.querySelectorAll("#graph g.node").forEach(function (node) {
+          setNode(node.getAttribute("data-step"), node.getAttribute("data-status"));
+        });
+      })
+      .catch(function () { /* the refresh link still shows everything */ });
+  }
 
   // The buttons of a finished build differ (restart, promote): offer to show them.
   function showReload() {
