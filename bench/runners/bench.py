@@ -3,7 +3,8 @@
 
 For each database (SQLite, and Postgres when a URL is given), two rounds on fresh servers:
 
-- baseline: `gantry server --backend local --runner-capacity 4` (the in-process runner);
+- baseline: `gantry server --backend local --runner-capacity 4` (the built-in runner: the
+  same protocol over an in-memory channel);
 - remote: `gantry server --no-local-runner` and 4 `gantry runner --backend local
   --capacity 1` processes.
 
@@ -327,7 +328,7 @@ def ratio(a, b):
 def report(db, base, remote):
     mib = 1 / 1024
     print(f"\n{db}: {BUILDS} builds x 5 local steps, triggered by {CLIENTS} API clients")
-    for label, r in (("baseline, in-process runner (capacity 4)", base),
+    for label, r in (("baseline, built-in runner, in-memory channel (capacity 4)", base),
                      (f"remote, {RUNNERS} x gantry runner --capacity 1", remote)):
         print(f"  {label}: {r['wall']:.1f} s = {BUILDS / r['wall']:.1f} builds/s "
               f"(triggers sent in {r['triggered']:.1f} s); builds {', '.join(r['statuses'])}; "
@@ -335,7 +336,7 @@ def report(db, base, remote):
     print(f"  builds/s ratio remote/baseline: {ratio(base['wall'], remote['wall'])}")
     print(f"    workflow run time (store): baseline {describe(base['occupancy'][0])}; "
           f"remote {describe(remote['occupancy'][0])}")
-    # The in-process runner's 4 slots share one runner id: its gaps are not per slot.
+    # The built-in runner's 4 slots share one runner id: its gaps are not per slot.
     print(f"    a remote runner's idle gap between two workflows (store): "
           f"{describe(remote['occupancy'][1])}")
     for phase, what in (("drain", f"during the {BUILDS}-build burst"),
