@@ -114,6 +114,10 @@ async fn sec_13_a_scoped_runner_takes_only_its_repositories_work_and_cannot_cont
             ],
         );
         assert!(ok, "{said}");
+        assert!(
+            said.contains("(labels gpu=true,zone=eu; repositories bin/mine)"),
+            "{said}"
+        );
         let (ok, list, said) = gantry(&server.base, &["runner-token", "list"]);
         assert!(ok, "{said}");
         assert!(
