@@ -16,7 +16,7 @@ use crate::secrets::SecretKey;
 use crate::sql::{PostgresStore, SqliteStore};
 
 /// A pooled Postgres connection idle longer than this is pinged before it is handed out.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

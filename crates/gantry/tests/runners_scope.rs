@@ -86,7 +86,8 @@ async fn get_json(server: &ServerProcess, path: &str) -> serde_json::Value {
 const YAML: &str = "clone:\n  disable: true\nsteps:\n  - name: hi\n    image: busybox\n    commands: [\"echo hi\"]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scoped_runner_takes_only_its_repositories_work_and_cannot_contradict_its_labels() {
+async fn sec_13_a_scoped_runner_takes_only_its_repositories_work_and_cannot_contradict_its_labels()
+{
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = start_server(
@@ -113,6 +114,10 @@ async fn a_scoped_runner_takes_only_its_repositories_work_and_cannot_contradict_
             ],
         );
         assert!(ok, "{said}");
+        assert!(
+            said.contains("(labels gpu=true,zone=eu; repositories bin/mine)"),
+            "{said}"
+        );
         let (ok, list, said) = gantry(&server.base, &["runner-token", "list"]);
         assert!(ok, "{said}");
         assert!(

@@ -311,7 +311,8 @@ impl PostgresStore {
     }
 
     /// The batch in one round trip when it holds only new lines within the cap (see
-    /// [`fast`]); `None` when the exact path must decide.
+    /// [`fast`]), on a connection kept from the previous batch when there is one;
+    /// `None` when the exact path must decide.
     async fn append_fast(
         &self,
         step_id: i64,
@@ -321,6 +322,10 @@ impl PostgresStore {
             return Ok(None);
         };
         let columns = batch.columns();
+        let mut connection = match self.log_connections.take() {
+            Some(connection) => connection,
+            None => self.pool.acquire().await?,
+        };
         let answer: String = sqlx::query_scalar(
             "SELECT gantry_append_log_chunks($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
              $12, $13)",
@@ -338,8 +343,11 @@ impl PostgresStore {
         .bind(&columns.elapsed_ms)
         .bind(&columns.text_ends)
         .bind(&columns.texts)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *connection)
         .await?;
+        // Kept for the next batch only after a completed query (an error or a cancelled
+        // call drops it: the pool checks it on its way back).
+        self.log_connections.park(connection);
         verdict(step_id, &answer, &batch)
     }
 }

@@ -109,6 +109,26 @@ async fn concurrent_overlapping_retries_store_each_line_once(h: &Arc<Harness>) {
     assert_eq!(stored, 3_000, "each line stored by one sender");
     let all = h.store.read_logs(step, None, 10_000).await.unwrap();
     assert_eq!(numbers(&all), (0..3_000).collect::<Vec<_>>());
+    // The usage the cap is checked against counts each line once, however many of the
+    // senders' batches overlapped stored lines and were turned away.
+    let bytes: i64 = all.iter().map(|l| l.text.len() as i64).sum();
+    assert_eq!(usage(h, step).await, (3_000, bytes));
+}
+
+/// The step's stored usage (lines, text bytes), read from the database itself.
+async fn usage(h: &Harness, step: i64) -> (i64, i64) {
+    let query = "SELECT log_lines, log_bytes FROM steps WHERE id = $1";
+    if h.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&h.url).await.unwrap();
+        let row = sqlx::query_as(query).bind(step).fetch_one(&pool).await;
+        pool.close().await;
+        row.unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&h.url).await.unwrap();
+        let row = sqlx::query_as(query).bind(step).fetch_one(&pool).await;
+        pool.close().await;
+        row.unwrap()
+    }
 }
 
 /// Runner-sized batches, a gap filled later and a retry straddling stored lines: every

@@ -57,9 +57,14 @@ pub async fn run(client: &Client, command: RunnerTokenCommand) -> anyhow::Result
             let Some(secret) = answer["secret"].as_str() else {
                 bail!("the server's answer has no token text; is it a gantry server?");
             };
+            let token = &answer["token"];
+            let scope = match (scope_labels(token), scope_repos(token)) {
+                (labels, repos) if labels == "-" && repos == "*" => String::new(),
+                (labels, repos) => format!(" (labels {labels}; repositories {repos})"),
+            };
             eprintln!(
-                "runner token {} created for `{name}`; it is shown once: store it now",
-                answer["token"]["id"]
+                "runner token {} created for `{name}`{scope}; it is shown once: store it now",
+                token["id"]
             );
             println!("{secret}");
         }

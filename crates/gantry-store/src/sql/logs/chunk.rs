@@ -12,8 +12,6 @@
 //! other. Plain text rather than a binary layout so that SQL alone can write a one-line
 //! chunk (the migration from one row per line does).
 
-use std::fmt::Write as _;
-
 use sqlx::FromRow;
 
 use crate::error::{StoreError, StoreResult};
@@ -74,9 +72,32 @@ impl Chunk {
         self.line_count() >= CHUNK_LINES || self.texts.len() >= CHUNK_BYTES
     }
 
+    /// Room for the lines a chunk starting with `lines[0]` holds at most, so that
+    /// encoding a batch does not grow its columns line by line.
+    fn reserve_for(&mut self, lines: &[&LogLine]) {
+        let mut count = 0;
+        let mut bytes = 0;
+        for line in lines.iter().take(CHUNK_LINES) {
+            count += 1;
+            bytes += line.text.len();
+            if bytes >= CHUNK_BYTES {
+                break;
+            }
+        }
+        self.streams.reserve(count);
+        // Up to 7 digits and a comma per text end (a chunk's text ends below 10 MiB),
+        // a few for elapsed milliseconds (longer ones grow the column).
+        self.text_ends.reserve(count * 8);
+        self.elapsed_ms.reserve(count * 6);
+        self.texts.reserve(bytes);
+    }
+
     /// Appends the line numbered `last_number + 1`, its stream already checked.
     fn push(&mut self, line: &LogLine) {
-        let separator = if self.streams.is_empty() { "" } else { "," };
+        if !self.streams.is_empty() {
+            self.elapsed_ms.push(',');
+            self.text_ends.push(',');
+        }
         self.streams.push(stream_code(&line.stream).unwrap_or('o'));
         // NUL becomes U+FFFD: Postgres text cannot hold NUL, and both databases must
         // store the same lines.
@@ -85,9 +106,11 @@ impl Chunk {
         } else {
             self.texts.push_str(&line.text);
         }
-        // Writing to a String cannot fail.
-        let _ = write!(self.elapsed_ms, "{separator}{}", line.elapsed_ms);
-        let _ = write!(self.text_ends, "{separator}{}", self.texts.len());
+        push_decimal(&mut self.elapsed_ms, line.elapsed_ms);
+        push_decimal(
+            &mut self.text_ends,
+            i64::try_from(self.texts.len()).unwrap_or(i64::MAX),
+        );
         self.last_number = line.number;
     }
 
@@ -147,12 +170,36 @@ impl Chunk {
     }
 }
 
+/// Appends `value` in decimal, without the formatting machinery (two numbers per line
+/// are written, which made `write!` a visible share of encoding short lines).
+fn push_decimal(out: &mut String, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
+}
+
 /// The lines as chunks: ordered by number, cut at every gap in the numbers and where a
-/// chunk is full.
+/// chunk is full. Each chunk's columns are sized once for the lines it will hold.
 pub(super) fn chunks_of(mut lines: Vec<&LogLine>) -> Vec<Chunk> {
-    lines.sort_by_key(|line| line.number);
+    if !lines.is_sorted_by_key(|line| line.number) {
+        lines.sort_by_key(|line| line.number);
+    }
     let mut chunks: Vec<Chunk> = Vec::new();
-    for line in lines {
+    for (index, line) in lines.iter().enumerate() {
         let open = chunks
             .last_mut()
             .filter(|c| c.last_number + 1 == line.number && !c.is_full());
@@ -160,6 +207,7 @@ pub(super) fn chunks_of(mut lines: Vec<&LogLine>) -> Vec<Chunk> {
             Some(chunk) => chunk.push(line),
             None => {
                 let mut chunk = Chunk::starting_at(line.number);
+                chunk.reserve_for(&lines[index..]);
                 chunk.push(line);
                 chunks.push(chunk);
             }
@@ -224,6 +272,15 @@ mod tests {
         let long = "y".repeat(40 * 1024);
         let big: Vec<LogLine> = (0..3).map(|n| line(n, "stdout", &long)).collect();
         assert_eq!(chunks_of(big.iter().collect()).len(), 2);
+    }
+
+    #[test]
+    fn decimals_are_written_as_rust_prints_them() {
+        for value in [0, 7, -7, 10, 65_536, -1_000_000, i64::MAX, i64::MIN] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, value);
+            assert_eq!(out, format!("x{value}"));
+        }
     }
 
     #[test]
