@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Which backend the in-process runner uses.
+/// Which backend the built-in runner uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
     /// Containers on the local Docker engine.
@@ -17,7 +17,7 @@ pub enum BackendChoice {
 /// Environment variable holding the admin token to adopt instead of generating one.
 pub const ADMIN_TOKEN_ENV: &str = "GANTRY_ADMIN_TOKEN";
 
-/// Workflows the in-process runner runs at once unless configured otherwise.
+/// Workflows the built-in runner runs at once unless configured otherwise.
 pub const DEFAULT_RUNNER_CAPACITY: usize = 4;
 
 /// Everything `launch` needs to know.
@@ -29,7 +29,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Database URL; `None` means SQLite in the data directory.
     pub database_url: Option<String>,
-    /// Backend of the in-process runner.
+    /// Backend of the built-in runner.
     pub backend: BackendChoice,
     /// Image of the clone step.
     pub clone_image: String,
@@ -39,11 +39,11 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Largest stored log per step.
     pub log_cap: gantry_store::LogCap,
-    /// Do not start the in-process runner (builds stay queued for external runners).
+    /// Do not start the built-in runner (builds stay queued for external runners).
     pub no_local_runner: bool,
     /// Largest JSON body the API accepts, in bytes.
     pub api_body_limit: usize,
-    /// Workflows the in-process runner runs at once (at least 1).
+    /// Workflows the built-in runner runs at once (at least 1).
     pub runner_capacity: usize,
     /// Labels added to every Docker object the runner makes (tests set `gantry.test=<id>`
     /// so they can reap what a server they started left).

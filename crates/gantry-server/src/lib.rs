@@ -62,10 +62,12 @@ impl Server {
         &self.state
     }
 
-    /// Stops accepting requests, stops background tasks and closes the database.
+    /// Stops accepting requests, stops background tasks (the built-in runner stops its
+    /// running work and reports it, for at most 20 s) and closes the database.
     pub async fn shutdown(self) {
         self.state.shutdown.cancel();
         let _ = self.serve.await;
+        runners::local::drain(&self.state, std::time::Duration::from_secs(20)).await;
         self.state.store.close().await;
     }
 

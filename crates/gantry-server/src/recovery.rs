@@ -1,12 +1,12 @@
 //! Crash recovery at start: nothing stays `running` forever.
 //!
-//! After the previous server process died (even by `kill -9`), the work its in-process
+//! After the previous server process died (even by `kill -9`), the work its built-in
 //! runner had claimed is lost: unstarted workflows go back to the queue, builds that had
 //! started end in `error` with a message saying why, and what their steps left on the
 //! backend (containers, networks, volumes, local workspaces) is removed. Hook builds
 //! recorded but not prepared yet (commit fetched, pipeline compiled) are prepared again.
 //!
-//! Only this server's own in-process runner (same host, same data directory) is taken for
+//! Only this server's own built-in runner (same host, same data directory) is taken for
 //! dead at once. Work held by remote runners, or by another replica on the same Postgres,
 //! is lost only once its lease ended: a replica starting leaves the others' builds alone.
 

@@ -1,5 +1,6 @@
-//! The in-process runner on the local backend: builds queued in the store run to their
-//! final status, with statuses and logs written to the store.
+//! The built-in runner (an ordinary runner over an in-memory channel) on the local backend:
+//! builds queued in the store run to their final status, with statuses and logs written
+//! to the store.
 
 mod run_common;
 

@@ -35,7 +35,7 @@ enum Command {
     Compile(CompileArgs),
     /// Print the JSON schema of `.pipeline.yml`, for editors.
     Schema,
-    /// Run the Gantry server: webhooks, API, live logs and an in-process runner.
+    /// Run the Gantry server: webhooks, API, live logs and a built-in runner.
     Server(server::ServerArgs),
     /// Run the server's builds on this host (`--server`, `--token` with a runner token).
     Runner(runner::RunnerArgs),

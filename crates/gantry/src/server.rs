@@ -12,7 +12,7 @@ use gantry_server::{BackendChoice, ServerConfig};
 /// Longest a graceful stop waits for running builds to record their end.
 const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Which backend the server's in-process runner uses.
+/// Which backend the server's built-in runner uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ServerBackend {
     /// Containers on the local Docker engine.
@@ -32,7 +32,7 @@ pub struct ServerArgs {
     /// Database URL (`sqlite://...` or `postgres://...`; default: SQLite in the data dir).
     #[arg(long, env = "GANTRY_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Backend of the in-process runner.
+    /// Backend of the built-in runner.
     #[arg(long, env = "GANTRY_BACKEND", value_enum, default_value = "docker")]
     backend: ServerBackend,
     /// Image of the clone step.
@@ -44,7 +44,7 @@ pub struct ServerArgs {
     /// Run no builds here (they wait in the queue for external runners).
     #[arg(long, env = "GANTRY_NO_LOCAL_RUNNER")]
     no_local_runner: bool,
-    /// Workflows the in-process runner runs at once.
+    /// Workflows the built-in runner runs at once.
     #[arg(long, env = "GANTRY_RUNNER_CAPACITY", value_name = "N",
           default_value_t = gantry_server::config::DEFAULT_RUNNER_CAPACITY,
           value_parser = parse_capacity)]

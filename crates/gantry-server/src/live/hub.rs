@@ -207,7 +207,7 @@ impl Hub {
         let _ = self.inner.events.send(event);
     }
 
-    /// Wakes the in-process runner: work was enqueued (call after the store commit).
+    /// Wakes a runner's session: work was enqueued (call after the store commit).
     pub fn announce_work(&self) {
         self.relay(Relayed::Work);
         self.deliver_work();

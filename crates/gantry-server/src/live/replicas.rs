@@ -10,7 +10,7 @@
 //! latency: followers re-read the store every 2 s and runners poll the queue.
 //!
 //! A build cancelled on one replica is cancelled on the others: its `killed` event makes
-//! them stop it in their in-process runner and send `cancel` to their runners.
+//! them send `cancel` to their runners (the built-in one included).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

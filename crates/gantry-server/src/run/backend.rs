@@ -1,4 +1,4 @@
-//! The backend the in-process runner uses, and the names it gives what it creates.
+//! The backend the built-in runner uses, and the names it gives what it creates.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use gantry_runner::{Backend, LocalBackend, WorkflowId};
 
 use crate::config::{BackendChoice, ServerConfig};
 
-/// The in-process runner's id, `server:<host>:<data-dir digest>`: stable across restarts
+/// The built-in runner's id, `server:<host>:<data-dir digest>`: stable across restarts
 /// of this server (same host, same data directory), so recovery knows which claimed work
 /// died with the previous process, and distinct for every replica sharing a database
 /// (each has its own data directory), so none takes another's work for dead.
@@ -32,7 +32,7 @@ pub fn runner_id(data_dir: &Path) -> String {
     format!("server:{host}:{:08x}", digest >> 32)
 }
 
-/// The labels the in-process runner offers: `os`, `arch` (Go/Docker names: `amd64`,
+/// The labels the built-in runner offers: `os`, `arch` (Go/Docker names: `amd64`,
 /// `arm64`) and `backend`; a pipeline's `labels:` must be a subset of them.
 pub fn runner_labels(config: &ServerConfig) -> BTreeMap<String, String> {
     let arch = match std::env::consts::ARCH {

@@ -28,7 +28,7 @@ pub struct Held {
     pub item: QueueItem,
     /// Whose statuses it writes.
     pub target: RunTarget,
-    /// Writes step statuses and log lines, exactly as for the in-process runner.
+    /// Writes step statuses and log lines, for any runner, the built-in one included.
     writer: RunWriter,
     /// The highest message number stored.
     pub applied: u64,

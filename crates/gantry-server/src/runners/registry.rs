@@ -252,7 +252,7 @@ pub fn spawn_presence_keeper(state: AppState) {
     });
 }
 
-/// What the runners of every replica (and the in-process runner) may take: labels and
+/// What the runners of every replica (and the built-in runner) may take: labels and
 /// allowed repositories of each, read once for a build's workflows.
 struct Offers(Vec<(Labels, Option<Vec<String>>)>);
 
@@ -301,7 +301,7 @@ impl Offers {
 }
 
 /// Why work of `repo` (`owner/name`) with these labels waits, or None when a runner
-/// connected to any replica (or the in-process one) could take it.
+/// connected to any replica (or the built-in one) could take it.
 pub async fn waiting_for(state: &AppState, repo: &str, required: &Labels) -> Option<String> {
     Offers::gather(state).await?.waiting_for(repo, required)
 }
