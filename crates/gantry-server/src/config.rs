@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// Image of each workflow's sandbox container on Docker; `None`: the built-in
     /// `gantry/pause`, imported into the engine on first use.
     pub sandbox_image: Option<String>,
+    /// Builds may pull images from registries on loopback, link-local, cloud metadata or
+    /// unspecified addresses (security rule 16); off by default, when such an image is a
+    /// compile error (E034 `private-registry`).
+    pub allow_private_registries: bool,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("runner_capacity", &self.runner_capacity)
             .field("docker_labels", &self.docker_labels)
             .field("sandbox_image", &self.sandbox_image)
+            .field("allow_private_registries", &self.allow_private_registries)
             .finish()
     }
 }
@@ -97,6 +102,7 @@ impl ServerConfig {
             runner_capacity: DEFAULT_RUNNER_CAPACITY,
             docker_labels: BTreeMap::new(),
             sandbox_image: None,
+            allow_private_registries: false,
         }
     }
 

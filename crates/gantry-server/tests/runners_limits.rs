@@ -1,7 +1,8 @@
 //! What a runner cannot make the server spend: one approval waiter per step however often
 //! it reports the step blocked, and no lease write for heartbeats in a loop or for the
 //! log batches between two heartbeats — while a cancelled build or a lease that passed to
-//! another runner still takes effect at once.
+//! another runner still takes effect at once; and a `done` the store fails to complete is
+//! not taken from the runner.
 
 mod runners_support;
 
@@ -268,6 +269,47 @@ async fn a_runner_whose_lease_passed_to_another_cannot_move_its_steps_despite_th
         }
         let detail = store.build_by_id(build_id).await.unwrap().unwrap();
         assert_eq!(detail.workflows[0].steps[0].status, RunStatus::Running);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_done_the_store_cannot_complete_stays_the_runners_to_send_again() {
+    within("done on a failing store", async {
+        let (server, _dir) = start().await;
+        queue_build(&server, PIPELINE).await;
+        let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut a, _) = connect(&server, &token_a, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut a).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        acked(&mut a, &update(id, 1, StepState::Success)).await;
+
+        // The database goes away: the done cannot be stored, but the assignment is not
+        // taken from the runner (an error naming it would make the runner drop it).
+        server.state().store.close().await;
+        let done = RunnerMessage::Done(Done {
+            assignment: id,
+            seq: 2,
+            outcome: Outcome::Success,
+            error: None,
+        });
+        for _ in 0..2 {
+            send(&mut a, &done).await;
+            match next(&mut a).await {
+                ServerMessage::Error(error) => {
+                    assert_eq!(error.assignment, None, "{}", error.message);
+                    assert!(
+                        error.message.contains("could not complete assignment"),
+                        "{}",
+                        error.message
+                    );
+                }
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
         server.shutdown().await;
     })
     .await;

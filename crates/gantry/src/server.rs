@@ -58,6 +58,11 @@ pub struct ServerArgs {
     /// services share (default: the built-in `gantry/pause`, imported on first use).
     #[arg(long, env = "GANTRY_SANDBOX_IMAGE", value_name = "IMAGE")]
     sandbox_image: Option<String>,
+    /// Let builds pull images from registries on loopback, link-local, cloud metadata or
+    /// unspecified addresses (`localhost:5000/app`, `127.0.0.1:5000/app`); refused by
+    /// default, as such a pull can reach services on the runner's own host.
+    #[arg(long, env = "GANTRY_ALLOW_PRIVATE_REGISTRIES")]
+    allow_private_registries: bool,
 }
 
 /// The labels of one `--docker-label` value.
@@ -124,6 +129,7 @@ fn config_of(args: ServerArgs, listen: SocketAddr) -> ServerConfig {
     config.runner_capacity = args.runner_capacity;
     config.docker_labels = args.docker_labels.into_iter().flat_map(|l| l.0).collect();
     config.sandbox_image = args.sandbox_image.filter(|image| !image.trim().is_empty());
+    config.allow_private_registries = args.allow_private_registries;
     config
 }
 
@@ -167,5 +173,33 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn config(flags: &[&str]) -> ServerConfig {
+        let args = ["gantry", "--data-dir", "d"].iter().chain(flags);
+        let cli = Cli::try_parse_from(args).expect("the flags parse");
+        config_of(cli.server, SocketAddr::from(([127, 0, 0, 1], 8000)))
+    }
+
+    #[test]
+    fn private_registries_are_refused_unless_the_flag_allows_them() {
+        // The variable, if the environment sets it, would decide the default.
+        if std::env::var_os("GANTRY_ALLOW_PRIVATE_REGISTRIES").is_none() {
+            assert!(!config(&[]).allow_private_registries);
+        }
+        assert!(config(&["--allow-private-registries"]).allow_private_registries);
     }
 }

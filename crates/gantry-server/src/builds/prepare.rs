@@ -324,6 +324,7 @@ async fn compile_context(
         secrets: Some(if from_fork { BTreeSet::new() } else { secrets }),
         clone_image: state.config.clone_image.clone(),
         default_timeout_secs: None,
+        allow_private_registries: state.config.allow_private_registries,
         ..CompileContext::default()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gantry_store::{LogCap, LogLine, Store};
+use gantry_store::{LogCap, LogLine, SecretKey, Store, StoreOptions, connect};
 
 use crate::fixtures;
 use crate::support::Harness;
@@ -249,4 +249,35 @@ pub async fn log_byte_cap_counts_bytes(h: Arc<Harness>) {
     assert_eq!(all.len(), 4);
     assert!(all[3].text.contains("100 bytes"), "{}", all[3].text);
     store.close().await;
+}
+
+/// Log appends keep some of the pool's connections between batches (on Postgres, a
+/// quarter of the pool): on pools of 1, 2 and 4 connections two writers, their reads and
+/// other queries all still go through, and the store closes.
+pub async fn log_appends_leave_small_pools_usable(h: Arc<Harness>) {
+    for max_connections in [1u32, 2, 4] {
+        let mut options = StoreOptions::new(SecretKey::generate().expect("random key"));
+        options.max_connections = max_connections;
+        let store = connect(&h.url, options).await.expect("connect");
+        let mut writers = Vec::new();
+        for writer in ["a", "b"] {
+            let store = store.clone();
+            let step =
+                step_of_repo(store.as_ref(), &format!("pool{max_connections}{writer}")).await;
+            writers.push(tokio::spawn(async move {
+                for first in (0..2_000).step_by(100) {
+                    let batch = lines(first..first + 100, writer);
+                    let stored = store.append_logs(step, &batch).await.unwrap();
+                    assert_eq!(stored.stored, 100);
+                    let page = store.read_logs(step, Some(first - 1), 0).await.unwrap();
+                    assert_eq!(page.len(), 100);
+                    assert!(store.ping().await);
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        store.close().await;
+    }
 }
