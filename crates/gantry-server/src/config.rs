@@ -115,6 +115,14 @@ impl ServerConfig {
                  GANTRY_RUNNER_CAPACITY); use --no-local-runner to run no builds here"
             );
         }
+        let most = crate::runners::MAX_CAPACITY as usize;
+        if self.runner_capacity > most {
+            anyhow::bail!(
+                "the runner capacity {} is more than a runner may take ({most} workflows; \
+                 --runner-capacity / GANTRY_RUNNER_CAPACITY); add runners for more",
+                self.runner_capacity
+            );
+        }
         if let Some(image) = &self.sandbox_image
             && (image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
@@ -207,6 +215,9 @@ mod tests {
         config.runner_capacity = 0;
         let error = config.check().unwrap_err().to_string();
         assert!(error.contains("--runner-capacity"), "{error}");
+        config.runner_capacity = 257;
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("256 workflows"), "{error}");
         config.runner_capacity = 1;
         config
             .docker_labels

@@ -76,6 +76,7 @@ pub fn spawn(state: AppState) {
             }),
             name: "built-in".into(),
             labels,
+            // `ServerConfig::check` kept it within 1..=MAX_CAPACITY.
             capacity: u32::try_from(state.config.runner_capacity)
                 .unwrap_or(MAX_CAPACITY)
                 .clamp(1, MAX_CAPACITY),
