@@ -53,6 +53,7 @@ conformance! {
     logs::log_cap_drops_lines_and_stores_one_notice,
     logs::log_byte_cap_counts_bytes,
     logs::log_appends_leave_small_pools_usable,
+    logs::close_completes_while_log_appends_run,
     queue::pending_build_enqueues_each_workflow,
     queue::concurrent_claimers_get_each_item_exactly_once,
     queue::claims_respect_runner_labels,
