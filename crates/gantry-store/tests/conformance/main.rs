@@ -58,6 +58,7 @@ conformance! {
     queue::concurrent_claimers_get_each_item_exactly_once,
     queue::claims_respect_runner_labels,
     queue::only_the_holder_extends_or_completes,
+    queue::completion_is_idempotent_for_its_runner_only,
     queue::expired_leases_are_requeued_then_failed,
     queue::cancel_drops_a_builds_items,
     secrets::secret_round_trip_and_ciphertext_differs,
