@@ -51,7 +51,7 @@ pub use error::{StoreError, StoreResult};
 pub use logs::{AppendOutcome, LogCap, LogLine, LogStore, MAX_LOG_PAGE};
 pub use notify::{MAX_NOTIFY_PAYLOAD, NOTIFY_CHANNEL, Notification, NotifyListener, NotifyStore};
 pub use preparing::{Preparation, PreparationClaim, PreparationStore, PreparingBuild};
-pub use queue::{QueueItem, QueueState, QueueStore, RequeueOutcome, labels_fit};
+pub use queue::{Completion, QueueItem, QueueState, QueueStore, RequeueOutcome, labels_fit};
 pub use recovery::{InterruptedBuild, InterruptedStep, Recovered, RecoveryRequest, RecoveryStore};
 pub use repos::{
     DEFAULT_CONFIG_PATH, DEFAULT_TIMEOUT_MINUTES, NewRepo, Repo, RepoSettings, RepoStore,

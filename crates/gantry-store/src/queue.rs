@@ -50,6 +50,19 @@ pub struct QueueItem {
     pub error: Option<String>,
 }
 
+/// How [`QueueStore::complete_item`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Completion {
+    /// The runner held the item: it is done now.
+    Completed,
+    /// The item was already done by this runner: a completion sent again (its first
+    /// answer was lost after the commit). Nothing changed.
+    AlreadyDone,
+    /// The runner does not hold the item (another runner holds it, or it was requeued,
+    /// failed, dropped or never claimed by it). Nothing changed.
+    NotHeld,
+}
+
 /// What `requeue_expired` did.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RequeueOutcome {
@@ -95,8 +108,15 @@ pub trait QueueStore: Send + Sync {
         runner_id: &str,
         lease_until: Millis,
     ) -> StoreResult<bool>;
-    /// Marks an item this runner holds as done; false if it does not hold it.
-    async fn complete(&self, item_id: i64, runner_id: &str) -> StoreResult<bool>;
+    /// Marks an item this runner holds as done. Idempotent for that runner: once the
+    /// item is done by it, the same call answers `AlreadyDone` (a retry after an answer
+    /// lost past the commit), while any other runner gets `NotHeld`.
+    async fn complete_item(&self, item_id: i64, runner_id: &str) -> StoreResult<Completion>;
+    /// [`complete_item`](QueueStore::complete_item) as a yes/no: true when the item is
+    /// done by this runner, now or already; false if it does not hold it.
+    async fn complete(&self, item_id: i64, runner_id: &str) -> StoreResult<bool> {
+        Ok(self.complete_item(item_id, runner_id).await? != Completion::NotHeld)
+    }
     /// Puts items whose lease ended before `now` back to pending, or fails them with a
     /// message once they were claimed `max_attempts` times. A requeued item's workflow may
     /// have started on the lost runner: the server resets or ends its steps.

@@ -347,7 +347,7 @@ impl PostgresStore {
         .await?;
         // Kept for the next batch only after a completed query (an error or a cancelled
         // call drops it: the pool checks it on its way back).
-        self.log_connections.park(connection);
+        self.log_connections.park(connection, self.pool.is_closed());
         verdict(step_id, &answer, &batch)
     }
 }

@@ -15,7 +15,7 @@ mod runners;
 mod secrets;
 mod tokens;
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ pub(crate) struct PostgresStore {
     key: SecretKey,
     log_cap: LogCap,
     /// Connections kept out of the pool between log batches (see [`ParkedConnections`]).
-    log_connections: ParkedConnections,
+    log_connections: Arc<ParkedConnections>,
 }
 
 /// A few connections a log append keeps for the next one instead of returning them to
@@ -51,47 +51,101 @@ pub(crate) struct PostgresStore {
 /// pool, each time to a backend whose caches had gone cold: a quarter to a third of
 /// Postgres's time per batch. Only a connection whose last query completed is parked,
 /// and one parked longer than the pool's `PING_AFTER_IDLE` (10 s) goes back to the pool,
-/// which pings it before handing it out again, rather than being used as it is.
+/// which pings it before handing it out again, rather than being used as it is: at the
+/// next append, or from a check every `PING_AFTER_IDLE` when no append comes. Once the
+/// store closes nothing is parked any more: an append that finishes during the close
+/// returns its connection, which the pool's close waits for.
 struct ParkedConnections {
-    parked: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    parked: Mutex<Parked>,
     /// At most this many are parked: a quarter of the pool, none for a pool under 4.
     limit: usize,
+}
+
+#[derive(Default)]
+struct Parked {
+    /// Oldest first.
+    connections: Vec<(PoolConnection<Postgres>, Instant)>,
+    /// Set by [`ParkedConnections::release`]: the store is closing.
+    closed: bool,
+}
+
+impl Parked {
+    /// Takes out the connections parked too long (the oldest are first).
+    fn stale(&mut self) -> Vec<(PoolConnection<Postgres>, Instant)> {
+        let stale = self
+            .connections
+            .iter()
+            .take_while(|(_, at)| at.elapsed() > crate::connect::PING_AFTER_IDLE)
+            .count();
+        self.connections.drain(..stale).collect()
+    }
 }
 
 impl ParkedConnections {
     fn new(max_connections: u32) -> Self {
         ParkedConnections {
-            parked: Mutex::new(Vec::new()),
+            parked: Mutex::new(Parked::default()),
             limit: usize::try_from(max_connections / 4).unwrap_or(0),
         }
     }
 
-    /// The most recently parked connection, if it was used recently enough.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parked> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently parked connection, if it was used recently enough. Those parked
+    /// too long go back to the pool (dropped once the lock is released).
     fn take(&self) -> Option<PoolConnection<Postgres>> {
-        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-        // The oldest are first: those parked too long go back to the pool.
-        let stale = parked
-            .iter()
-            .take_while(|(_, at)| at.elapsed() > crate::connect::PING_AFTER_IDLE)
-            .count();
-        parked.drain(..stale);
-        parked.pop().map(|(connection, _)| connection)
+        let mut parked = self.lock();
+        let _stale = parked.stale();
+        parked.connections.pop().map(|(connection, _)| connection)
     }
 
-    /// Keeps a connection whose last query completed, unless enough are kept.
-    fn park(&self, connection: PoolConnection<Postgres>) {
-        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-        if parked.len() < self.limit {
-            parked.push((connection, Instant::now()));
+    /// Keeps a connection whose last query completed, unless enough are kept or the store
+    /// (or its pool) is closing: then it goes back to the pool.
+    fn park(&self, connection: PoolConnection<Postgres>, pool_closed: bool) {
+        let mut parked = self.lock();
+        let _stale = parked.stale();
+        if parked.closed || pool_closed || parked.connections.len() >= self.limit {
+            drop(parked);
+            drop(connection);
+            return;
         }
+        parked.connections.push((connection, Instant::now()));
     }
 
-    /// Returns every parked connection to the pool (before it closes, which waits for
-    /// all of them).
+    /// Returns the connections parked too long to the pool; false once the store closes.
+    fn return_stale(&self) -> bool {
+        let mut parked = self.lock();
+        let _stale = parked.stale();
+        !parked.closed
+    }
+
+    /// Returns every parked connection to the pool and parks none from now on (before the
+    /// pool closes, which waits for all of them).
     fn release(&self) {
-        let released: Vec<_> =
-            std::mem::take(&mut *self.parked.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut parked = self.lock();
+        parked.closed = true;
+        let released = std::mem::take(&mut parked.connections);
+        drop(parked);
         drop(released);
+    }
+
+    /// Every `PING_AFTER_IDLE`, returns the connections parked too long, until the store
+    /// closes or is dropped.
+    fn watch(parked: std::sync::Weak<ParkedConnections>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(crate::connect::PING_AFTER_IDLE).await;
+                match parked.upgrade() {
+                    Some(parked) if parked.return_stale() => {}
+                    _ => return,
+                }
+            }
+        });
     }
 }
 
@@ -104,7 +158,7 @@ impl Drop for ParkedConnections {
                 .parked
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner);
-            for (connection, _) in parked.drain(..) {
+            for (connection, _) in parked.connections.drain(..) {
                 drop(connection.detach());
             }
         }
@@ -132,11 +186,13 @@ impl SqliteStore {
 
 impl PostgresStore {
     pub(crate) fn new(pool: PgPool, options: StoreOptions) -> Self {
+        let log_connections = Arc::new(ParkedConnections::new(options.max_connections.max(1)));
+        ParkedConnections::watch(Arc::downgrade(&log_connections));
         PostgresStore {
             pool,
             key: options.secret_key,
             log_cap: options.log_cap,
-            log_connections: ParkedConnections::new(options.max_connections.max(1)),
+            log_connections,
         }
     }
 

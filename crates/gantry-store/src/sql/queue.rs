@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use super::rows::{QueueRow, convert, queue_columns};
 use super::{PostgresStore, SqliteStore};
 use crate::error::{StoreError, StoreResult, is_unique_violation};
-use crate::queue::{QueueItem, QueueStore, RequeueOutcome, labels_fit};
+use crate::queue::{Completion, QueueItem, QueueStore, RequeueOutcome, labels_fit};
 use crate::time::Millis;
 
 /// Candidates looked at per round of a claim.
@@ -188,7 +188,11 @@ macro_rules! queue_store_impl {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn complete(&self, item_id: i64, runner_id: &str) -> StoreResult<bool> {
+            async fn complete_item(
+                &self,
+                item_id: i64,
+                runner_id: &str,
+            ) -> StoreResult<Completion> {
                 let done = sqlx::query(
                     "UPDATE queue_items SET state = 'done', lease_until = NULL \
                      WHERE id = $1 AND runner_id = $2 AND state = 'claimed'",
@@ -197,7 +201,22 @@ macro_rules! queue_store_impl {
                 .bind(runner_id)
                 .execute(&self.pool)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() == 1 {
+                    return Ok(Completion::Completed);
+                }
+                // Done is final: an item done by this runner stays so.
+                let already: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM queue_items \
+                     WHERE id = $1 AND runner_id = $2 AND state = 'done'",
+                )
+                .bind(item_id)
+                .bind(runner_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match already {
+                    Some(_) => Completion::AlreadyDone,
+                    None => Completion::NotHeld,
+                })
             }
 
             async fn requeue_expired(

@@ -281,3 +281,47 @@ pub async fn log_appends_leave_small_pools_usable(h: Arc<Harness>) {
         store.close().await;
     }
 }
+
+/// The store closes while log appends are in flight: an append that finishes during the
+/// close gives its connection back instead of keeping it for a next batch (the pool's
+/// close waits for every connection), and appends after the close fail cleanly.
+pub async fn close_completes_while_log_appends_run(h: Arc<Harness>) {
+    for round in 0..5 {
+        let mut options = StoreOptions::new(SecretKey::generate().expect("random key"));
+        options.max_connections = 4;
+        let store = connect(&h.url, options).await.expect("connect");
+        let (started, mut running) = tokio::sync::mpsc::channel::<()>(8);
+        let mut writers = Vec::new();
+        for writer in ["a", "b"] {
+            let store = store.clone();
+            let step = step_of_repo(store.as_ref(), &format!("close{round}{writer}")).await;
+            let started = started.clone();
+            writers.push(tokio::spawn(async move {
+                let mut stored = 0;
+                for first in (0..100_000).step_by(50) {
+                    if store
+                        .append_logs(step, &lines(first..first + 50, writer))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    stored += 1;
+                    let _ = started.try_send(());
+                }
+                stored
+            }));
+        }
+        running.recv().await.expect("an append went through");
+        running.recv().await.expect("another append went through");
+        tokio::time::timeout(std::time::Duration::from_secs(60), store.close())
+            .await
+            .expect("the store closes while appends run");
+        let mut batches = 0;
+        for writer in writers {
+            batches += writer.await.unwrap();
+        }
+        assert!(batches >= 2);
+        assert!(!store.ping().await, "closed");
+    }
+}

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use gantry_store::{QueueState, RunStatus, StoreError};
+use gantry_store::{Completion, QueueState, RunStatus, StoreError};
 
 use crate::fixtures;
 use crate::support::Harness;
@@ -197,7 +197,18 @@ pub async fn only_the_holder_extends_or_completes(h: Arc<Harness>) {
         "the extended lease still holds"
     );
     assert!(store.complete(item.id, "r1").await.unwrap());
-    assert!(!store.complete(item.id, "r1").await.unwrap(), "done once");
+    // The holder's completion sent again (its answer was lost after the commit) succeeds
+    // and says so; nobody else's does.
+    assert!(store.complete(item.id, "r1").await.unwrap(), "idempotent");
+    assert_eq!(
+        store.complete_item(item.id, "r1").await.unwrap(),
+        Completion::AlreadyDone
+    );
+    assert_eq!(
+        store.complete_item(item.id, "r2").await.unwrap(),
+        Completion::NotHeld
+    );
+    assert!(!store.complete(item.id, "r2").await.unwrap());
     assert!(
         !store.extend_lease(item.id, "r1", 300_000).await.unwrap(),
         "done items hold no lease"
@@ -290,4 +301,54 @@ pub async fn cancel_drops_a_builds_items(h: Arc<Harness>) {
     let pending = store.list_pending().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].build_id, kept.build.id);
+}
+
+/// A completion is idempotent only for the runner that completed the item: a former
+/// holder whose lease was lost (the item requeued, claimed by another, done by it) gets
+/// NotHeld, as it does for a failed item.
+pub async fn completion_is_idempotent_for_its_runner_only(h: Arc<Harness>) {
+    let store = h.store.as_ref();
+    let repo = fixtures::repo(store, "app").await;
+    fixtures::pending_build(store, repo.id).await;
+    let item = store
+        .claim_next("r1", &BTreeMap::new(), 100, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.complete_item(item.id, "r2").await.unwrap(),
+        Completion::NotHeld
+    );
+    let requeue = store.requeue_expired(100 + LEASE + 1, 3).await.unwrap();
+    assert_eq!(requeue.requeued.len(), 1);
+    assert_eq!(
+        store.complete_item(item.id, "r1").await.unwrap(),
+        Completion::NotHeld,
+        "requeued: r1 no longer holds it"
+    );
+    let again = store
+        .claim_next("r2", &BTreeMap::new(), 200 + LEASE, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, item.id);
+    assert_eq!(
+        store.complete_item(item.id, "r2").await.unwrap(),
+        Completion::Completed
+    );
+    assert_eq!(
+        store.complete_item(item.id, "r2").await.unwrap(),
+        Completion::AlreadyDone
+    );
+    assert_eq!(
+        store.complete_item(item.id, "r1").await.unwrap(),
+        Completion::NotHeld,
+        "the former holder"
+    );
+    assert!(!store.complete(item.id, "r1").await.unwrap());
+    assert_eq!(
+        store.complete_item(i64::MAX, "r2").await.unwrap(),
+        Completion::NotHeld,
+        "no such item"
+    );
 }

@@ -130,8 +130,14 @@ impl Client {
             .user_agent(concat!("gantry-cli/", env!("CARGO_PKG_VERSION")))
             .use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
             .redirect(redirects)
-            .build()
-            .context("building the HTTP client")?;
+            // The environment's proxies (HTTP_PROXY, ALL_PROXY...) would see a plain
+            // request, token included: plain http:// goes straight to the server, always.
+            .no_proxy();
+        let http = match https_proxy()? {
+            Some(proxy) => http.proxy(proxy),
+            None => http,
+        };
+        let http = http.build().context("building the HTTP client")?;
         Ok(Self {
             http,
             base: base.as_str().trim_end_matches('/').to_owned(),
@@ -199,6 +205,28 @@ impl Client {
         }
         Ok(text)
     }
+}
+
+/// The proxy for https:// requests from `HTTPS_PROXY` / `https_proxy`, else `ALL_PROXY` /
+/// `all_proxy`, minus the hosts in `NO_PROXY` / `no_proxy`. The proxy only relays the
+/// encrypted connection (CONNECT): TLS runs end to end with the server, whose certificate is
+/// verified as without a proxy, so the proxy never sees the token. Plain http:// requests
+/// never use a proxy.
+fn https_proxy() -> anyhow::Result<Option<reqwest::Proxy>> {
+    let Some((name, value)) = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .find_map(|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
+    else {
+        return Ok(None);
+    };
+    let proxy = reqwest::Proxy::https(value.trim())
+        .map_err(|e| anyhow::anyhow!("{name} is not a proxy URL: {e}"))?;
+    Ok(Some(proxy.no_proxy(reqwest::NoProxy::from_env())))
 }
 
 fn error_message(status: StatusCode, body: &str) -> String {
