@@ -12,8 +12,9 @@
 //!   Services reach each other on `localhost`, not by name.
 //! - Not supported (a warning is logged once per backend): memory and CPU limits,
 //!   volumes, privileged mode. OOM is therefore never reported.
-//! - With temporary workspaces, each running step is recorded in its workflow directory
-//!   (its process group and start time, see `records`). `reap_leftovers`, which a runner
+//! - With temporary workspaces, each running step is recorded in the runner's state
+//!   directory next to the workflow directories (its process group, start time, the boot
+//!   and the random mark in its environment, see `records`). `reap_leftovers`, which a runner
 //!   calls when it starts, kills the steps a runner that died (`kill -9`, crash) left
 //!   running, then removes their workflow directories. A fixed workspace (`gantry exec`)
 //!   keeps no records.
@@ -145,10 +146,23 @@ impl LocalBackend {
                 workflow.records.clone(),
             )
         };
+        let mut env = environment(step, secrets, &workspace);
+        // A recorded step carries a mark of its own, which its children inherit: what a
+        // restarted runner checks before killing what is left of its group.
+        let records = match records {
+            Some(dir) => {
+                let mark = records::new_mark().map_err(|e| {
+                    BackendError::Other(format!("cannot make the step's random mark: {e}"))
+                })?;
+                env.push((records::MARK_ENV.into(), mark.clone().into()));
+                Some((dir, mark))
+            }
+            None => None,
+        };
         Ok(Launch {
             argv: command_line(step)?,
             dir: workspace::step_dir(&workspace, &plan_workspace, &step.workdir)?,
-            env: environment(step, secrets, &workspace),
+            env,
             records,
         })
     }
@@ -261,21 +275,20 @@ impl Backend for LocalBackend {
     async fn setup_workflow(&self, id: &WorkflowId, plan: &Plan) -> Result<(), BackendError> {
         self.destroy_workflow(id).await?;
         self.warn_unsupported(plan);
-        let (workspace, removable) = match &self.mode {
+        let (workspace, removable, records) = match &self.mode {
             WorkspaceMode::Fixed(dir) => {
                 workspace::check_fixed(dir).await?;
-                (dir.clone(), None)
+                (dir.clone(), None, None)
             }
             WorkspaceMode::TempUnder(base) => {
                 let dir = workspace::workflow_dir(base, id)?;
-                (workspace::create_temp(&dir).await?, Some(dir))
+                let records = dir.file_name().map(|name| records::records_dir(base, name));
+                (workspace::create_temp(&dir).await?, Some(dir), records)
             }
         };
         let workflow = LocalWorkflow {
             workspace,
-            records: removable
-                .as_ref()
-                .map(|dir| dir.join(records::PROCESSES_DIR)),
+            records,
             removable,
             plan_workspace: plan.workspace.clone(),
             processes: HashMap::new(),
@@ -352,6 +365,9 @@ impl Backend for LocalBackend {
         };
         let kills = workflow.processes.into_values().map(LocalProcess::kill);
         futures_util::future::join_all(kills).await;
+        if let Some(records) = &workflow.records {
+            records::remove_records_dir(records);
+        }
         match workflow.removable {
             Some(dir) => workspace::remove_dir(&dir).await,
             None => Ok(()),

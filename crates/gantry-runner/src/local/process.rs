@@ -30,8 +30,9 @@ pub(super) struct Launch {
     pub(super) dir: PathBuf,
     /// The complete environment.
     pub(super) env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    /// Where to record the running process (see `records`), if anywhere.
-    pub(super) records: Option<PathBuf>,
+    /// Where to record the running process (see `records`), if anywhere, and the mark
+    /// `env` gives it.
+    pub(super) records: Option<(PathBuf, String)>,
 }
 
 /// A started step process.
@@ -82,8 +83,8 @@ impl LocalProcess {
             group,
             record: None,
         };
-        if let Some(dir) = &launch.records {
-            guard.record = records::write(dir, pid).map_err(|e| {
+        if let Some((dir, mark)) = &launch.records {
+            guard.record = records::write(dir, pid, mark).map_err(|e| {
                 BackendError::Other(format!(
                     "cannot record the step's process in {}: {e}",
                     dir.display()

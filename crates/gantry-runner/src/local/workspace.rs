@@ -1,9 +1,10 @@
 //! Workspace directories of the local backend.
 //!
 //! With temporary workspaces each workflow gets `<base>/gantry-<id>/`, holding the
-//! `workspace/` the steps run in, an `owner` file with the runner's process id and start
-//! time, and `processes/`, the records of its running steps. `reap_leftovers` removes
-//! only directories whose runner is gone, after killing the steps recorded there.
+//! `workspace/` the steps run in and an `owner` file with the runner's process id and
+//! start time; the records of its running steps are in the runner's state directory,
+//! `<base>/.gantry-records/gantry-<id>/` (see `records`). `reap_leftovers` removes only
+//! directories whose runner is gone, after killing the steps recorded for them.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -110,15 +111,33 @@ pub(super) async fn reap(base: &Path, active: &[PathBuf]) -> Result<usize, Backe
         .map_err(|e| io_error("list", base, &e))?
     {
         let path = entry.path();
-        let ours = entry.file_name().to_string_lossy().starts_with(DIR_PREFIX);
+        let name = entry.file_name();
+        let ours = name.to_string_lossy().starts_with(DIR_PREFIX);
         if !ours || active.contains(&path) || owner_alive(&path).await {
             continue;
         }
-        super::records::kill_recorded(&path);
+        super::records::kill_recorded(&super::records::records_dir(base, &name));
         remove_dir(&path).await?;
         removed += 1;
     }
+    reap_orphan_records(base, active);
     Ok(removed)
+}
+
+/// Kills what the records of workflows whose directory is gone still name (a runner that
+/// died between removing the two), and removes those records.
+fn reap_orphan_records(base: &Path, active: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(base.join(super::records::STATE_DIR)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let workflow = base.join(&name);
+        let ours = name.to_string_lossy().starts_with(DIR_PREFIX);
+        if ours && !active.contains(&workflow) && std::fs::symlink_metadata(&workflow).is_err() {
+            super::records::kill_recorded(&entry.path());
+        }
+    }
 }
 
 /// Whether the runner process recorded in a workflow directory still exists.

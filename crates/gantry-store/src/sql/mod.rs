@@ -96,29 +96,38 @@ impl ParkedConnections {
     /// The most recently parked connection, if it was used recently enough. Those parked
     /// too long go back to the pool (dropped once the lock is released).
     fn take(&self) -> Option<PoolConnection<Postgres>> {
-        let mut parked = self.lock();
-        let _stale = parked.stale();
-        parked.connections.pop().map(|(connection, _)| connection)
+        let (taken, _stale) = {
+            let mut parked = self.lock();
+            let stale = parked.stale();
+            (parked.connections.pop(), stale)
+        };
+        taken.map(|(connection, _)| connection)
     }
 
     /// Keeps a connection whose last query completed, unless enough are kept or the store
     /// (or its pool) is closing: then it goes back to the pool.
     fn park(&self, connection: PoolConnection<Postgres>, pool_closed: bool) {
-        let mut parked = self.lock();
-        let _stale = parked.stale();
-        if parked.closed || pool_closed || parked.connections.len() >= self.limit {
-            drop(parked);
-            drop(connection);
-            return;
-        }
-        parked.connections.push((connection, Instant::now()));
+        let (returned, _stale) = {
+            let mut parked = self.lock();
+            let stale = parked.stale();
+            if parked.closed || pool_closed || parked.connections.len() >= self.limit {
+                (Some(connection), stale)
+            } else {
+                parked.connections.push((connection, Instant::now()));
+                (None, stale)
+            }
+        };
+        drop(returned);
     }
 
     /// Returns the connections parked too long to the pool; false once the store closes.
     fn return_stale(&self) -> bool {
-        let mut parked = self.lock();
-        let _stale = parked.stale();
-        !parked.closed
+        let (open, _stale) = {
+            let mut parked = self.lock();
+            let stale = parked.stale();
+            (!parked.closed, stale)
+        };
+        open
     }
 
     /// Returns every parked connection to the pool and parks none from now on (before the
