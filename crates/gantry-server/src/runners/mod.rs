@@ -109,12 +109,13 @@ impl RunnerCredential {
         self.token.is_none()
     }
 
-    /// True while the token verifies (it was not revoked).
-    pub async fn still_valid(&self, state: &AppState) -> bool {
+    /// True while the token verifies (it was not revoked); the built-in runner's
+    /// credential has no token and stays valid. An error: the store could not say.
+    pub async fn verify(&self, state: &AppState) -> Result<bool, gantry_store::StoreError> {
         let Some(token) = &self.token else {
-            return true;
+            return Ok(true);
         };
-        !matches!(state.store.verify_token(token, now_ms()).await, Ok(None))
+        Ok(state.store.verify_token(token, now_ms()).await?.is_some())
     }
 }
 

@@ -32,6 +32,9 @@ const OUTBOX: usize = 64;
 /// Heartbeats closer together than this are taken (the runner is alive) but check and
 /// write nothing: a runner sending them in a loop costs the store nothing.
 const HEARTBEAT_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the session checks the runner's token on its own timer, whatever the runner
+/// sends (a claim checks it first too).
+const TOKEN_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Protocol texts from a runner (a websocket's text frames, or an in-memory channel);
 /// ends when the connection closed.
@@ -86,9 +89,13 @@ pub(super) struct Session {
     out: mpsc::Sender<ServerMessage>,
     pub(super) held: HashMap<AssignmentId, Held>,
     events: broadcast::Receiver<LiveEvent>,
+    /// When the runner last showed it is alive: a heartbeat, or a message stored (any
+    /// other frame does not count).
     last_heard: Instant,
-    /// When a heartbeat last checked the token and the leases.
+    /// When a heartbeat last checked the leases.
     beat_checked: Option<Instant>,
+    /// When the token was last checked.
+    token_checked: Instant,
     /// The token was revoked: the connection closes.
     revoked: bool,
 }
@@ -109,6 +116,7 @@ impl Session {
             held: HashMap::new(),
             last_heard: Instant::now(),
             beat_checked: None,
+            token_checked: Instant::now(),
             revoked: false,
         }
     }
@@ -172,10 +180,7 @@ impl Session {
             let free = held_before < self.runner.capacity && !stopping;
             tokio::select! {
                 text = next_text(stream) => match text {
-                    Some(text) => {
-                        self.last_heard = Instant::now();
-                        self.handle(&text).await;
-                    }
+                    Some(text) => self.handle(&text).await,
                     None => return,
                 },
                 () = wait_for_work(&self.state, next_poll), if free => {
@@ -221,7 +226,12 @@ impl Session {
 
     /// Claims one queued workflow this runner can take; true when it got one.
     async fn claim(&mut self) -> bool {
-        if self.state.shutdown.is_cancelled() {
+        if self.state.shutdown.is_cancelled() || self.revoked {
+            return false;
+        }
+        // Work carries secrets: a revoked token claims nothing, however recently it was
+        // checked.
+        if !self.check_token().await {
             return false;
         }
         let claimed = (self.state.store)
@@ -275,7 +285,10 @@ impl Session {
                 self.error(None, "hello was already said on this connection".into())
                     .await;
             }
-            RunnerMessage::Heartbeat => self.heartbeat().await,
+            RunnerMessage::Heartbeat => {
+                self.last_heard = Instant::now();
+                self.heartbeat().await;
+            }
             RunnerMessage::StepUpdate(_) | RunnerMessage::Logs(_) | RunnerMessage::Done(_) => {
                 self.sequenced(message).await;
             }
@@ -332,6 +345,7 @@ impl Session {
         };
         match result {
             Ok(()) => {
+                self.last_heard = Instant::now();
                 if let Some(held) = self.held.get_mut(&id) {
                     held.applied = seq;
                 }
@@ -466,6 +480,23 @@ impl Session {
             .insert(step_name.to_string(), task.abort_handle());
     }
 
+    /// Checks the token now: false when it was revoked (the next tick closes the
+    /// connection) or could not be checked (nothing is claimed then).
+    async fn check_token(&mut self) -> bool {
+        self.token_checked = Instant::now();
+        match self.credential.verify(&self.state).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.revoked = true;
+                false
+            }
+            Err(error) => {
+                tracing::warn!(runner.id = %self.runner_id(), error = %error, "checking a runner token failed");
+                false
+            }
+        }
+    }
+
     /// Checks the token and extends every lease that is due; an assignment whose lease
     /// was lost is cancelled on the runner. At most once per [`HEARTBEAT_CHECK_EVERY`].
     async fn heartbeat(&mut self) {
@@ -474,8 +505,7 @@ impl Session {
             return;
         }
         self.beat_checked = Some(beat);
-        if !self.credential.still_valid(&self.state).await {
-            self.revoked = true; // the next tick closes the connection
+        if !self.check_token().await && self.revoked {
             return;
         }
         let now = now_ms();
@@ -514,8 +544,9 @@ impl Session {
         }
     }
 
-    /// Stops assignments past their repository's timeout; false when the runner went
-    /// silent or its token was revoked (the connection closes).
+    /// Stops assignments past their repository's timeout and checks the token every
+    /// [`TOKEN_CHECK_EVERY`]; false when the runner sent no heartbeat (nor a message that
+    /// was stored) for a whole lease, or its token was revoked (the connection closes).
     async fn check_time(&mut self) -> bool {
         let now = Instant::now();
         let mut overdue = Vec::new();
@@ -534,6 +565,10 @@ impl Session {
         for (assignment, reason) in overdue {
             self.send(ServerMessage::Cancel(Cancel { assignment, reason }))
                 .await;
+        }
+        // On the session's own timer, whatever the runner sends (or does not).
+        if now.duration_since(self.token_checked) >= TOKEN_CHECK_EVERY {
+            self.check_token().await;
         }
         let silent =
             now.duration_since(self.last_heard) > Duration::from_millis(LEASE_MS.unsigned_abs());
