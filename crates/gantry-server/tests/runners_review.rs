@@ -83,3 +83,69 @@ async fn frames_that_are_not_heartbeats_do_not_keep_a_connection_alive() {
     })
     .await;
 }
+
+/// Sends `message` and reads its ack.
+async fn acked(socket: &mut Socket, message: &RunnerMessage) {
+    send(socket, message).await;
+    let (_, seq) = message.sequenced().unwrap();
+    match next(socket).await {
+        ServerMessage::Ack(ack) if ack.seq == seq => {}
+        other => panic!("expected the ack of {seq}, got {other:?}"),
+    }
+}
+
+/// True once the server closed the connection (frames that came first are skipped).
+async fn closed(socket: &mut Socket) -> bool {
+    loop {
+        match socket.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_after_a_missing_one_is_not_stored_and_the_reconnect_sends_both() {
+    within("sequence gap", async {
+        let (server, _dir) = start().await;
+        let (build_id, step_id) = queue_build(&server, PIPELINE).await;
+        let (_, runner) = token(&server, "r", TokenRole::Runner).await;
+        let (mut socket, _) = connect(&server, &runner, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut socket).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        acked(&mut socket, &update(id, 1, StepState::Running)).await;
+        // Message 2 (a log batch) was refused without an ack, say, and never came again on
+        // this connection: message 3 must not be stored, or its (cumulative) ack would make
+        // the runner forget message 2.
+        send(&mut socket, &update(id, 3, StepState::Success)).await;
+        match next(&mut socket).await {
+            ServerMessage::Error(error) => {
+                assert_eq!(error.assignment, None, "the runner keeps its assignment");
+                assert!(
+                    error.message.contains("came before message 2"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        assert!(closed(&mut socket).await, "the connection closes");
+        let store = &server.state().store;
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(detail.workflows[0].steps[0].status, RunStatus::Running);
+
+        // The reconnect sends every message not acknowledged, in order.
+        let (mut socket, welcome) = connect(&server, &runner, vec![id]).await;
+        assert_eq!(welcome.resumed, [id]);
+        acked(&mut socket, &logs(id, 2, "build", &["hi"])).await;
+        acked(&mut socket, &update(id, 3, StepState::Success)).await;
+        let lines = store.read_logs(step_id, None, 0).await.unwrap();
+        assert_eq!(lines.len(), 1);
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(detail.workflows[0].steps[0].status, RunStatus::Success);
+        server.shutdown().await;
+    })
+    .await;
+}

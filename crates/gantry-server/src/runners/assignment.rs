@@ -30,8 +30,12 @@ pub struct Held {
     pub target: RunTarget,
     /// Writes step statuses and log lines, for any runner, the built-in one included.
     writer: RunWriter,
-    /// The highest message number stored.
+    /// The highest message number stored: the next message must be the one after it.
     pub applied: u64,
+    /// False after a resume: the server does not know which messages the runner had
+    /// acknowledged, and the first it sends again (its oldest unacknowledged) sets
+    /// [`Held::applied`].
+    pub applied_known: bool,
     /// When the repository's timeout stops it.
     pub deadline: Instant,
     /// The repository's timeout, for the message.
@@ -159,6 +163,7 @@ fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedR
         writer: RunWriter::new(state.clone(), loaded.target.clone()),
         target: loaded.target.clone(),
         applied: 0,
+        applied_known: true,
         deadline: Instant::now() + limit.saturating_sub(ran),
         timeout_minutes: minutes,
         stop_reason: None,
@@ -247,7 +252,9 @@ pub async fn resume(state: &AppState, runner_id: &str, item: QueueItem) -> Resul
     let loaded = load(state, &item, runner_id).await?;
     // Read again for the secret values to mask (the runner keeps its adapted plan).
     let prepared = plan::prepare(state, &loaded.repo, &loaded.workflow).await?;
-    Ok(held(state, item, &loaded, &prepared))
+    let mut held = held(state, item, &loaded, &prepared);
+    held.applied_known = false;
+    Ok(held)
 }
 
 /// The last line number each started step stored in an earlier attempt (a runner that

@@ -98,6 +98,9 @@ pub(super) struct Session {
     token_checked: Instant,
     /// The token was revoked: the connection closes.
     revoked: bool,
+    /// A message came out of order: the connection closes, and the runner's reconnect
+    /// sends again, in order, every message not acknowledged.
+    out_of_order: bool,
 }
 
 impl Session {
@@ -118,6 +121,7 @@ impl Session {
             beat_checked: None,
             token_checked: Instant::now(),
             revoked: false,
+            out_of_order: false,
         }
     }
 
@@ -180,7 +184,13 @@ impl Session {
             let free = held_before < self.runner.capacity && !stopping;
             tokio::select! {
                 text = next_text(stream) => match text {
-                    Some(text) => self.handle(&text).await,
+                    Some(text) => {
+                        self.handle(&text).await;
+                        if self.out_of_order {
+                            tracing::info!(runner.id = %self.runner_id(), "a runner's message came out of order; closing its connection so that it sends again");
+                            return;
+                        }
+                    }
                     None => return,
                 },
                 () = wait_for_work(&self.state, next_poll), if free => {
@@ -317,6 +327,20 @@ impl Session {
                 }))
                 .await;
         }
+        // Acknowledgements are cumulative: a message stored past a missing one would make
+        // the runner drop the missing one unstored. A message refused without an ack (the
+        // store failed) comes again, but only from a new connection, which sends every
+        // message not acknowledged in order: closing this one gets it there.
+        if held.applied_known && seq != held.applied + 1 {
+            let text = format!(
+                "message {seq} of assignment {id} came before message {}: it was not \
+                 stored; the connection closes and every message not acknowledged is to be \
+                 sent again, in order",
+                held.applied + 1
+            );
+            self.out_of_order = true;
+            return self.error(None, text).await;
+        }
         // Every message, not only step updates: a runner whose lease ended (its work
         // handed to another runner) must not log into or finish that runner's work.
         if !self.still_holds(id).await {
@@ -348,6 +372,7 @@ impl Session {
                 self.last_heard = Instant::now();
                 if let Some(held) = self.held.get_mut(&id) {
                     held.applied = seq;
+                    held.applied_known = true;
                 }
                 self.send(ServerMessage::Ack(Ack {
                     assignment: id,
@@ -355,7 +380,15 @@ impl Session {
                 }))
                 .await;
             }
-            Err(message) => self.error(Some(id), message).await,
+            Err(message) => {
+                // Refused for good (sent again, it would be refused again): the next
+                // message follows it.
+                if let Some(held) = self.held.get_mut(&id) {
+                    held.applied = seq;
+                    held.applied_known = true;
+                }
+                self.error(Some(id), message).await;
+            }
         }
     }
 
