@@ -152,8 +152,23 @@ impl Session {
                     let extended = (self.state.store)
                         .extend_lease(id, self.runner_id(), until)
                         .await;
-                    if let Ok(true) = extended {
-                        held.lease_written(until, epoch);
+                    match extended {
+                        Ok(true) => held.lease_written(until, epoch),
+                        // Cancelled or requeued since it was read.
+                        Ok(false) => {
+                            dropped.push(Dropped {
+                                assignment: id,
+                                reason: "this runner no longer holds it (its lease ended, \
+                                         or the build was cancelled)"
+                                    .to_string(),
+                            });
+                            continue;
+                        }
+                        // Nothing trusted: the runner's next message checks the store.
+                        Err(error) => {
+                            tracing::warn!(error = %error, "extending a resumed lease failed");
+                            held.forget_lease();
+                        }
                     }
                     let blocked = held.blocked_approvals();
                     self.held.insert(id, held);
