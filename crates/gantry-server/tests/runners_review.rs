@@ -149,3 +149,48 @@ async fn a_message_after_a_missing_one_is_not_stored_and_the_reconnect_sends_bot
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_done_sent_again_after_its_completion_committed_ends_the_workflow_once() {
+    within("done after a lost answer", async {
+        let (server, _dir) = start().await;
+        let (build_id, _) = queue_build(&server, PIPELINE).await;
+        let (runner, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut socket, _) = connect(&server, &token_a, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut socket).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        acked(&mut socket, &update(id, 1, StepState::Success)).await;
+
+        // The completion committed but its answer was lost (the statuses were not
+        // written): the item is done by this runner when its done comes again, after the
+        // lease the session cached is due to be checked.
+        let store = &server.state().store;
+        let runner_id = format!("runner:{runner}");
+        let completed = store.complete_item(id, &runner_id).await.unwrap();
+        assert_eq!(completed, gantry_store::Completion::Completed);
+        tokio::time::sleep(Duration::from_millis(DEFAULT_LEASE_MS / 4 + 300)).await;
+        let mut events = server.state().live.subscribe_events();
+        let done = RunnerMessage::Done(Done {
+            assignment: id,
+            seq: 2,
+            outcome: Outcome::Success,
+            error: None,
+        });
+        acked(&mut socket, &done).await;
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(detail.workflows[0].workflow.status, RunStatus::Success);
+        assert_eq!(detail.build.status, RunStatus::Success);
+        assert!(detail.build.finished_at.is_some());
+        let mut build_events = 0;
+        while let Ok(event) = events.try_recv() {
+            if event.kind == gantry_server::live::EventKind::Build {
+                build_events += 1;
+            }
+        }
+        assert_eq!(build_events, 1, "the build's end was published once");
+        server.shutdown().await;
+    })
+    .await;
+}

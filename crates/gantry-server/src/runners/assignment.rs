@@ -13,7 +13,9 @@ use gantry_proto::{
 };
 use gantry_runner::mask::Masker;
 use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
-use gantry_store::{Millis, QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
+use gantry_store::{
+    Completion, Millis, QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms,
+};
 use tokio::time::Instant;
 
 use super::hello::RunnerInfo;
@@ -416,11 +418,15 @@ impl Held {
         error: Option<String>,
     ) -> Result<(), Unfinished> {
         // Completing first: only the holder's completion succeeds, so a runner whose lease
-        // ended between the lease check and here cannot end another runner's workflow.
+        // ended between the lease check and here cannot end another runner's workflow. A
+        // `done` sent again after its completion committed (the answer was lost) finds the
+        // item done by this runner: the statuses below are written again, which changes
+        // nothing once they are stored (a status only moves forward; the same final status
+        // again is no change, publishes nothing and keeps `finished_at`).
         let runner_id = &self.target.runner_id;
-        match state.store.complete(self.item.id, runner_id).await {
-            Ok(true) => {}
-            Ok(false) => {
+        match state.store.complete_item(self.item.id, runner_id).await {
+            Ok(Completion::Completed | Completion::AlreadyDone) => {}
+            Ok(Completion::NotHeld) => {
                 return Err(Unfinished::NotHeld(format!(
                     "assignment {} is no longer held by this runner ({runner_id}): its lease \
                      ended or the build was cancelled; its outcome was not stored",

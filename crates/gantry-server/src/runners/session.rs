@@ -357,8 +357,11 @@ impl Session {
             return self.error(None, text).await;
         }
         // Every message, not only step updates: a runner whose lease ended (its work
-        // handed to another runner) must not log into or finish that runner's work.
-        if !self.still_holds(id).await {
+        // handed to another runner) must not log into or finish that runner's work. A
+        // `done` is checked by completing the item, which only its holder can (and which
+        // answers a completion committed earlier, whose answer was lost, as already done).
+        let is_done = matches!(message, RunnerMessage::Done(_));
+        if !is_done && !self.still_holds(id).await {
             return;
         }
         let result = match &message {
