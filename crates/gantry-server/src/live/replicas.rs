@@ -10,7 +10,9 @@
 //! latency: followers re-read the store every 2 s and runners poll the queue.
 //!
 //! A build cancelled on one replica is cancelled on the others: its `killed` event makes
-//! them send `cancel` to their runners (the built-in one included).
+//! them send `cancel` to their runners (the built-in one included). When notifications
+//! may have been lost (a gap, or the listening connection failed), every lease a session
+//! cached is checked in the store again before its runner's next message is stored.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -240,12 +242,17 @@ async fn receive(state: AppState, origin: u64, mut listener: NotifyListener, rec
                     }
                 }
             }
-            // Notifications may be lost: runners look at the queue again.
-            Ok(Notification::Gap) => state.live.deliver_work(),
+            // Notifications may be lost: runners look at the queue again, and a `killed`
+            // event among them must not leave a cancelled build's lease trusted.
+            Ok(Notification::Gap) => {
+                crate::runners::forget_all_leases();
+                state.live.deliver_work();
+            }
             Err(error) => {
                 if state.shutdown.is_cancelled() {
                     return;
                 }
+                crate::runners::forget_all_leases();
                 tracing::warn!(error = %error, "listening to the other replicas failed; retrying");
                 tokio::time::sleep(LISTEN_RETRY).await;
             }

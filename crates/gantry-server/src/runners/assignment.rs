@@ -76,7 +76,8 @@ impl Drop for Held {
 /// and a cancelled build's `killed` event makes the session forget it
 /// ([`Held::forget_lease`]). A requeued item claimed again in this process (which a test
 /// can do before T by requeueing "in the future") moves [`reclaims`], and every held
-/// lease is checked in the store again before the next write.
+/// lease is checked in the store again before the next write; so does a notification gap
+/// between replicas ([`forget_all_leases`]), which may have lost a `killed` event.
 #[derive(Debug, Clone, Copy, Default)]
 struct Lease {
     /// When the lease written last ends (0: never written, or forgotten).
@@ -85,18 +86,36 @@ struct Lease {
     epoch: u64,
 }
 
+impl Lease {
+    fn due(&self, now: Millis) -> bool {
+        self.until.saturating_sub(now) < LEASE_REWRITE_BELOW || self.epoch != reclaims()
+    }
+
+    fn runs(&self, now: Millis) -> bool {
+        self.until > now && self.epoch == reclaims()
+    }
+}
+
 /// A cached lease is written again once less than this remains (a quarter of the lease
 /// passed): every heartbeat (a third of a lease apart) writes it, the log batches between
 /// two heartbeats do not.
 const LEASE_REWRITE_BELOW: i64 = super::LEASE_MS * 3 / 4;
 
-/// Requeued items claimed again by this process (see [`Lease`]).
+/// Requeued items claimed again by this process, and events this process may have missed
+/// (see [`Lease`] and [`forget_all_leases`]).
 static RECLAIMS: AtomicU64 = AtomicU64::new(0);
 
-/// How many requeued items this process claimed again: a held lease written before the
-/// last such claim is checked in the store again.
+/// Moves each time a requeued item is claimed again by this process, or a `killed` event
+/// may have been missed: a held lease written before is checked in the store again.
 pub fn reclaims() -> u64 {
     RECLAIMS.load(Ordering::SeqCst)
+}
+
+/// Every lease this process cached is checked in the store again before the next message
+/// about it is stored (a cancel may have been missed: another replica's `killed` event
+/// lost in a notification gap or while listening reconnected).
+pub fn forget_all_leases() {
+    RECLAIMS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Why a runner's `done` was not stored.
@@ -336,7 +355,7 @@ impl Held {
     /// [`LEASE_REWRITE_BELOW`] of it remains, it was forgotten, or a requeued item was
     /// claimed again since it was written.
     pub fn lease_due(&self, now: Millis) -> bool {
-        self.lease.until.saturating_sub(now) < LEASE_REWRITE_BELOW || self.lease.epoch != reclaims()
+        self.lease.due(now)
     }
 
     /// The store holds this lease end now; `epoch` is [`reclaims`] read before the write.
@@ -351,7 +370,7 @@ impl Held {
 
     /// True while a lease this server wrote still runs: nobody else can hold the item.
     pub fn lease_runs(&self, now: Millis) -> bool {
-        self.lease.until > now && self.lease.epoch == reclaims()
+        self.lease.runs(now)
     }
 
     fn has_step(&self, name: &str) -> bool {
@@ -561,5 +580,22 @@ fn step_status(state: StepState) -> StepStatus {
         StepState::Failure => StepStatus::Failure,
         StepState::Skipped => StepStatus::Skipped,
         StepState::Cancelled => StepStatus::Cancelled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_lease_is_due_again_once_events_may_have_been_missed() {
+        let now = now_ms();
+        let lease = Lease {
+            until: now + super::super::LEASE_MS,
+            epoch: reclaims(),
+        };
+        forget_all_leases();
+        assert!(lease.due(now));
+        assert!(!lease.runs(now));
     }
 }

@@ -40,6 +40,7 @@ use gantry_store::{RunnerPresence, RunnerScope, TokenRole, now_ms};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub use assignment::forget_all_leases;
 pub use hello::MAX_CAPACITY;
 pub use registry::{
     ConnectedRunner, Presence, Registry, annotate_waiting, spawn_presence_keeper, waiting_for,
