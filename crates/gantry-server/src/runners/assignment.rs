@@ -13,9 +13,7 @@ use gantry_proto::{
 };
 use gantry_runner::mask::Masker;
 use gantry_runner::{LogBatch, OutputStream, StepReport, StepStatus};
-use gantry_store::{
-    Completion, Millis, QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms,
-};
+use gantry_store::{Completion, QueueItem, Repo, RunStatus, StatusChange, Workflow, now_ms};
 use tokio::time::Instant;
 
 use super::hello::RunnerInfo;
@@ -67,7 +65,7 @@ impl Drop for Held {
     }
 }
 
-/// The lease end this server last wrote for an assignment, so that a heartbeat or a log
+/// When this server last wrote an assignment's lease, so that a heartbeat or a log
 /// batch does not have to write it again (each write also checks the runner still holds
 /// the item).
 ///
@@ -78,28 +76,43 @@ impl Drop for Held {
 /// can do before T by requeueing "in the future") moves [`reclaims`], and every held
 /// lease is checked in the store again before the next write; so does a notification gap
 /// between replicas ([`forget_all_leases`]), which may have lost a `killed` event.
+///
+/// What remains of it is measured on the monotonic clock from just before the write (a
+/// lease is always written [`LEASE`] long), never from the wall clock: a clock stepped
+/// back cannot make the session trust a lease longer than it runs.
 #[derive(Debug, Clone, Copy, Default)]
 struct Lease {
-    /// When the lease written last ends (0: never written, or forgotten).
-    until: Millis,
+    /// When (just before) the lease was written last (None: never, or forgotten).
+    written: Option<Instant>,
     /// [`reclaims`] when it was written.
     epoch: u64,
 }
 
 impl Lease {
-    fn due(&self, now: Millis) -> bool {
-        self.until.saturating_sub(now) < LEASE_REWRITE_BELOW || self.epoch != reclaims()
+    /// How long since it was written; None when it was not.
+    fn age(&self) -> Option<Duration> {
+        self.written
+            .map(|at| Instant::now().saturating_duration_since(at))
     }
 
-    fn runs(&self, now: Millis) -> bool {
-        self.until > now && self.epoch == reclaims()
+    fn due(&self) -> bool {
+        self.age()
+            .is_none_or(|age| age > LEASE - LEASE_REWRITE_BELOW)
+            || self.epoch != reclaims()
+    }
+
+    fn runs(&self) -> bool {
+        self.age().is_some_and(|age| age < LEASE) && self.epoch == reclaims()
     }
 }
+
+/// How long a lease written now runs.
+const LEASE: Duration = Duration::from_millis(super::LEASE_MS.unsigned_abs());
 
 /// A cached lease is written again once less than this remains (a quarter of the lease
 /// passed): every heartbeat (a third of a lease apart) writes it, the log batches between
 /// two heartbeats do not.
-const LEASE_REWRITE_BELOW: i64 = super::LEASE_MS * 3 / 4;
+const LEASE_REWRITE_BELOW: Duration = Duration::from_millis(LEASE.as_millis() as u64 * 3 / 4);
 
 /// Requeued items claimed again by this process, and events this process may have missed
 /// (see [`Lease`] and [`forget_all_leases`]).
@@ -170,9 +183,16 @@ async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loa
     })
 }
 
-fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedRun) -> Held {
+/// `written`: when (just before) the claim wrote the item's lease; None for a resumed item
+/// (the session writes it again).
+fn held(
+    state: &AppState,
+    item: QueueItem,
+    loaded: &Loaded,
+    prepared: &PreparedRun,
+    written: Option<Instant>,
+) -> Held {
     let plan = &prepared.plan;
-    let item_lease = item.lease_until;
     let minutes = loaded.repo.timeout_minutes.max(1);
     let limit = Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60);
     // A resumed workflow keeps the deadline of its start, not of the reconnect.
@@ -194,21 +214,22 @@ fn held(state: &AppState, item: QueueItem, loaded: &Loaded, prepared: &PreparedR
             .collect(),
         waiters: HashMap::new(),
         lease: Lease {
-            // As the claim wrote it; a resumed item's is written again by the session.
-            until: item_lease.unwrap_or(0),
+            written,
             epoch: reclaims(),
         },
         masker: Masker::new(prepared.secrets.values().map(String::as_str)),
     }
 }
 
-/// Starts a claimed item: the assignment message to send, or None when its build already
-/// ended. An error is why the workflow cannot run (the caller ends it with that message).
+/// Starts a claimed item (`claimed`: just before the claim wrote its lease): the
+/// assignment message to send, or None when its build already ended. An error is why the
+/// workflow cannot run (the caller ends it with that message).
 pub async fn start(
     state: &AppState,
     runner: &RunnerInfo,
     runner_id: &str,
     item: QueueItem,
+    claimed: Instant,
 ) -> Result<Option<(Held, ServerMessage)>, String> {
     if item.attempts > 1 {
         // It was requeued: the runner that held it before may still be connected here.
@@ -247,7 +268,7 @@ pub async fn start(
     let message = ServerMessage::Assign(Box::new(assign));
     check_frame_size(&message)?;
     // After the size check: building the masker for a huge secret is slow.
-    let held = held(state, item, &loaded, &prepared);
+    let held = held(state, item, &loaded, &prepared, Some(claimed));
     mark_running(state, &loaded.target).await;
     Ok(Some((held, message)))
 }
@@ -273,7 +294,7 @@ pub async fn resume(state: &AppState, runner_id: &str, item: QueueItem) -> Resul
     let loaded = load(state, &item, runner_id).await?;
     // Read again for the secret values to mask (the runner keeps its adapted plan).
     let prepared = plan::prepare(state, &loaded.repo, &loaded.workflow).await?;
-    let mut held = held(state, item, &loaded, &prepared);
+    let mut held = held(state, item, &loaded, &prepared, None);
     held.applied_known = false;
     Ok(held)
 }
@@ -354,13 +375,17 @@ impl Held {
     /// item) before the runner's next message is stored: less than
     /// [`LEASE_REWRITE_BELOW`] of it remains, it was forgotten, or a requeued item was
     /// claimed again since it was written.
-    pub fn lease_due(&self, now: Millis) -> bool {
-        self.lease.due(now)
+    pub fn lease_due(&self) -> bool {
+        self.lease.due()
     }
 
-    /// The store holds this lease end now; `epoch` is [`reclaims`] read before the write.
-    pub fn lease_written(&mut self, until: Millis, epoch: u64) {
-        self.lease = Lease { until, epoch };
+    /// The store holds a lease written (to run [`LEASE`]) just after `written`; `epoch`
+    /// is [`reclaims`] read before the write.
+    pub fn lease_written(&mut self, written: Instant, epoch: u64) {
+        self.lease = Lease {
+            written: Some(written),
+            epoch,
+        };
     }
 
     /// The build may have been cancelled: the next message checks the store again.
@@ -369,8 +394,8 @@ impl Held {
     }
 
     /// True while a lease this server wrote still runs: nobody else can hold the item.
-    pub fn lease_runs(&self, now: Millis) -> bool {
-        self.lease.runs(now)
+    pub fn lease_runs(&self) -> bool {
+        self.lease.runs()
     }
 
     fn has_step(&self, name: &str) -> bool {
@@ -589,13 +614,37 @@ mod tests {
 
     #[test]
     fn a_cached_lease_is_due_again_once_events_may_have_been_missed() {
-        let now = now_ms();
         let lease = Lease {
-            until: now + super::super::LEASE_MS,
+            written: Some(Instant::now()),
             epoch: reclaims(),
         };
         forget_all_leases();
-        assert!(lease.due(now));
-        assert!(!lease.runs(now));
+        assert!(lease.due());
+        assert!(!lease.runs());
+    }
+
+    #[test]
+    fn a_cached_lease_is_measured_on_the_monotonic_clock_from_its_write() {
+        let fresh = Lease {
+            written: Some(Instant::now()),
+            epoch: 0,
+        };
+        let quarter_ago = Lease {
+            written: Instant::now().checked_sub(LEASE / 4 + Duration::from_millis(100)),
+            ..fresh
+        };
+        let ended = Lease {
+            written: Instant::now().checked_sub(LEASE + Duration::from_millis(100)),
+            ..fresh
+        };
+        // Epochs may move while other tests run: compare with the current one.
+        let at = |lease: Lease| Lease {
+            epoch: reclaims(),
+            ..lease
+        };
+        assert!(!at(fresh).due() && at(fresh).runs());
+        assert!(at(quarter_ago).due() && at(quarter_ago).runs());
+        assert!(at(ended).due() && !at(ended).runs());
+        assert!(Lease::default().due() && !Lease::default().runs());
     }
 }

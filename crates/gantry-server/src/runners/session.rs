@@ -148,12 +148,12 @@ impl Session {
             };
             match outcome {
                 Ok(mut held) => {
-                    let (until, epoch) = (now_ms() + LEASE_MS, assignment::reclaims());
+                    let (written, epoch) = (Instant::now(), assignment::reclaims());
                     let extended = (self.state.store)
-                        .extend_lease(id, self.runner_id(), until)
+                        .extend_lease(id, self.runner_id(), now_ms() + LEASE_MS)
                         .await;
                     match extended {
-                        Ok(true) => held.lease_written(until, epoch),
+                        Ok(true) => held.lease_written(written, epoch),
                         // Cancelled or requeued since it was read.
                         Ok(false) => {
                             dropped.push(Dropped {
@@ -259,6 +259,7 @@ impl Session {
         if !self.check_token().await {
             return false;
         }
+        let claimed_at = Instant::now();
         let claimed = (self.state.store)
             .claim_next_in(
                 self.runner_id(),
@@ -276,8 +277,14 @@ impl Session {
                 return false;
             }
         };
-        let started =
-            assignment::start(&self.state, &self.runner, self.runner_id(), item.clone()).await;
+        let started = assignment::start(
+            &self.state,
+            &self.runner,
+            self.runner_id(),
+            item.clone(),
+            claimed_at,
+        )
+        .await;
         match started {
             Ok(Some((held, assign))) => {
                 tracing::info!(runner.id = %self.runner_id(), assignment = held.id(), build.id = held.target.build_id, "assigned a workflow");
@@ -437,23 +444,22 @@ impl Session {
     /// the lease's extension in the store, made only when the lease written last is due
     /// (see `assignment::Lease`): log batches between two heartbeats write nothing more.
     async fn still_holds(&mut self, id: AssignmentId) -> bool {
-        let now = now_ms();
         let Some(held) = self.held.get(&id) else {
             return false;
         };
-        if !held.lease_due(now) {
+        if !held.lease_due() {
             return true;
         }
-        let (until, epoch) = (now + LEASE_MS, assignment::reclaims());
+        let (written, epoch) = (Instant::now(), assignment::reclaims());
         match self
             .state
             .store
-            .extend_lease(id, self.runner_id(), until)
+            .extend_lease(id, self.runner_id(), now_ms() + LEASE_MS)
             .await
         {
             Ok(true) => {
                 if let Some(held) = self.held.get_mut(&id) {
-                    held.lease_written(until, epoch);
+                    held.lease_written(written, epoch);
                 }
                 true
             }
@@ -470,7 +476,7 @@ impl Session {
             Err(error) => {
                 tracing::warn!(error = %error, "extending a lease failed");
                 // A lease this server wrote still runs: nobody else can hold the item.
-                if self.held.get(&id).is_some_and(|held| held.lease_runs(now)) {
+                if self.held.get(&id).is_some_and(Held::lease_runs) {
                     return true;
                 }
                 let text = format!(
@@ -559,11 +565,11 @@ impl Session {
         if !self.check_token().await && self.revoked {
             return;
         }
-        let now = now_ms();
-        let (until, epoch) = (now + LEASE_MS, assignment::reclaims());
+        let (written, epoch) = (Instant::now(), assignment::reclaims());
+        let until = now_ms() + LEASE_MS;
         let mut lost = Vec::new();
         let due: Vec<AssignmentId> = (self.held.values())
-            .filter(|held| held.lease_due(now))
+            .filter(|held| held.lease_due())
             .map(Held::id)
             .collect();
         for id in due {
@@ -575,7 +581,7 @@ impl Session {
             {
                 Ok(true) => {
                     if let Some(held) = self.held.get_mut(&id) {
-                        held.lease_written(until, epoch);
+                        held.lease_written(written, epoch);
                     }
                 }
                 Ok(false) => lost.push(id),
