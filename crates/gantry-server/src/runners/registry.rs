@@ -5,7 +5,10 @@
 //! the store's runners table: at once when one joins or leaves, and every few seconds to
 //! refresh `last_seen`. A listing and a pending workflow's `waiting_for` read this
 //! replica's memory and the other replicas' rows; a row not refreshed for two leases
-//! belongs to a replica that is gone: it is ignored, and removed by the next write.
+//! belongs to a replica that is gone: it is ignored, and removed by the next write. A
+//! row whose runner connected again (to any replica) after it was last seen is not listed
+//! either: a replica's name differs per start, so a restarted replica's previous rows
+//! would otherwise show its runners twice until they went stale.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -185,13 +188,14 @@ impl Registry {
 }
 
 /// The runners of every replica: this one's from memory, the others' from the store
-/// (rows refreshed within two leases), longest connected first.
+/// (rows refreshed within two leases, less those superseded), longest connected first.
 pub async fn everywhere(state: &AppState) -> Result<Vec<RunnerPresence>, ApiError> {
     let now = now_ms();
     let mine = state.runners.replica();
     let mut all = state.runners.rows(now);
     let others = state.store.list_presence(now - PRESENCE_STALE_MS).await?;
     all.extend(others.into_iter().filter(|row| row.replica != mine));
+    let mut all = without_superseded(all);
     all.sort_by(|a, b| {
         (a.connected_at, &a.runner_id, &a.connection).cmp(&(
             b.connected_at,
@@ -200,6 +204,31 @@ pub async fn everywhere(state: &AppState) -> Result<Vec<RunnerPresence>, ApiErro
         ))
     });
     Ok(all)
+}
+
+/// Leaves out a row whose runner connected again (anywhere) after the row was last seen:
+/// a replica's name differs per start, so the rows of a replica that restarted (or died)
+/// would otherwise be listed beside its runners' new connections until they go stale.
+/// Two connections of one runner that are both kept current are both listed.
+fn without_superseded(rows: Vec<RunnerPresence>) -> Vec<RunnerPresence> {
+    let mut latest: HashMap<&str, Millis> = HashMap::new();
+    for row in &rows {
+        let at = latest
+            .entry(row.runner_id.as_str())
+            .or_insert(row.connected_at);
+        *at = (*at).max(row.connected_at);
+    }
+    let superseded: Vec<bool> = (rows.iter())
+        .map(|row| {
+            latest
+                .get(row.runner_id.as_str())
+                .is_some_and(|&at| at > row.last_seen)
+        })
+        .collect();
+    (rows.into_iter().zip(superseded))
+        .filter(|(_, superseded)| !superseded)
+        .map(|(row, _)| row)
+        .collect()
 }
 
 /// Keeps this replica's rows of the runners table current until shutdown, then removes
@@ -366,6 +395,35 @@ mod tests {
             may_take(&gpu, Some(&app), "acme/app", &labels(&[("os", "windows")])),
             (false, false)
         );
+    }
+
+    #[test]
+    fn rows_of_a_runner_that_connected_again_since_are_left_out() {
+        let row = |connection: &str, runner: &str, connected_at, last_seen| RunnerPresence {
+            connection: connection.into(),
+            runner_id: runner.into(),
+            name: "r".into(),
+            labels: Labels::new(),
+            repos: None,
+            capacity: 1,
+            replica: connection.split('/').next().unwrap_or_default().into(),
+            connected_at,
+            last_seen,
+        };
+        let rows = vec![
+            // The previous incarnation of a restarted replica: last seen at 1_000, and
+            // its runner connected to the new one at 2_000.
+            row("old/1", "runner:1", 100, 1_000),
+            row("new/1", "runner:1", 2_000, 5_000),
+            // One runner connected twice, both kept current: both listed.
+            row("a/1", "runner:2", 100, 5_000),
+            row("b/1", "runner:2", 3_000, 5_000),
+            row("old/2", "runner:3", 100, 1_000),
+        ];
+        let kept: Vec<String> = (without_superseded(rows).into_iter())
+            .map(|r| r.connection)
+            .collect();
+        assert_eq!(kept, ["new/1", "a/1", "b/1", "old/2"]);
     }
 
     #[test]
