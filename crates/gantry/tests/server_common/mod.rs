@@ -2,13 +2,14 @@
 //! its real log output, and reaches its SQLite database directly.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod postgres;
 pub mod runners;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gantry_pipeline::CompileContext;
 use gantry_store::{
@@ -45,6 +46,33 @@ pub fn start_server(
     env: &[(&str, &str)],
     log: &Path,
 ) -> ServerProcess {
+    start_server_at("127.0.0.1:0", data_dir, backend, env, log)
+}
+
+/// A port free on 127.0.0.1 a moment ago (for a server that must be found again at the
+/// same address once restarted).
+pub fn free_port() -> u16 {
+    (std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// `gantry server --no-local-runner` (local backend) on a free port, its data in
+/// `dir/data`, its log in `dir/server.log`.
+pub fn start_remote_only_server(dir: &Path) -> ServerProcess {
+    let env = [("GANTRY_NO_LOCAL_RUNNER", "true")];
+    start_server(&dir.join("data"), "local", &env, &dir.join("server.log"))
+}
+
+/// Starts `gantry server --listen <listen>` and waits for its "listening" line.
+pub fn start_server_at(
+    listen: &str,
+    data_dir: &Path,
+    backend: &str,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> ServerProcess {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -52,7 +80,7 @@ pub fn start_server(
         .expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
     command
-        .args(["server", "--listen", "127.0.0.1:0", "--backend", backend])
+        .args(["server", "--listen", listen, "--backend", backend])
         .arg("--data-dir")
         .arg(data_dir)
         .env("GANTRY_ADMIN_TOKEN", ADMIN)
@@ -84,6 +112,51 @@ pub fn start_server(
         child,
         base,
         log: log.to_owned(),
+    }
+}
+
+/// `GET <path>` on `server` as the admin: the JSON answer (a failure status fails the test).
+pub async fn get_json(server: &ServerProcess, path: &str) -> serde_json::Value {
+    let answer = reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("GET");
+    assert!(
+        answer.status().is_success(),
+        "GET {path}: {}",
+        answer.status()
+    );
+    answer.json().await.expect("JSON")
+}
+
+/// `gantry <args> --server <base> --token <admin>`: (success, stdout, stderr).
+pub fn gantry_as_admin(base: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .args(["--server", base, "--token", ADMIN])
+        .output()
+        .expect("gantry runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The output of the `gantry <args>` child once it exits; killed and failed after 60 s.
+pub fn wait_within(mut child: Child, args: &[&str]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gantry {args:?} did not finish within 60s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -174,6 +247,18 @@ pub async fn wait_build(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Checks that `runs` holds the lines `ran-0` to `ran-<count - 1>`, each once, in any
+/// order (each build of a drain appended its own).
+pub fn assert_each_ran_once(runs: &Path, count: usize) {
+    let mut ran: Vec<String> = (std::fs::read_to_string(runs).unwrap().lines())
+        .map(String::from)
+        .collect();
+    ran.sort();
+    let mut expected: Vec<String> = (0..count).map(|n| format!("ran-{n}")).collect();
+    expected.sort();
+    assert_eq!(ran, expected, "each build ran exactly once");
 }
 
 /// Fails the test instead of hanging it.

@@ -4,16 +4,14 @@
 //! runners_postgres.rs run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_store::{NewToken, RunStatus, SecretKey, Store, StoreOptions, TokenRole, now_ms};
+use gantry_store::{NewToken, RunStatus, Store, TokenRole, now_ms};
 
+use super::postgres::KEY;
 use super::{ServerProcess, create_repo, queue_build, wait_build, within};
-
-/// The secret key servers on Postgres share with the test (the database holds no key).
-const KEY: &str = "5f1c0e9a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
 
 /// Where a server keeps its state.
 pub enum Database {
@@ -31,30 +29,8 @@ impl Database {
     /// `GANTRY_TEST_POSTGRES_URL` names); None, said on stderr, without Postgres (a
     /// failure under `CI=true`). The cluster and its databases go when the tests end.
     pub fn postgres(name: &str) -> Option<Self> {
-        let admin = match gantry_testsupport::postgres::admin_url() {
-            Ok(url) => url,
-            Err(reason) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("Postgres is required under CI=true: {reason}");
-                }
-                eprintln!("skipped: Postgres is not available: {reason}");
-                return None;
-            }
-        };
-        // Unique also on a shared server used run after run.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{name}_{}_{n}_{}", std::process::id(), now_ms());
-        let created = Command::new("psql")
-            .arg(&admin)
-            .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-            .output()
-            .expect("psql runs");
-        assert!(created.status.success(), "{created:?}");
-        let (server, _) = admin.rsplit_once('/').expect("a database part");
-        Some(Self::Postgres {
-            url: format!("{server}/{name}"),
-        })
+        let url = super::postgres::fresh_database(name)?;
+        Some(Self::Postgres { url })
     }
 
     /// Starts `gantry server --no-local-runner` (local backend) on this database.
@@ -74,10 +50,7 @@ impl Database {
     pub async fn open_store(&self, dir: &Path) -> Arc<dyn Store> {
         match self {
             Self::Sqlite => super::open_store(&dir.join("data")).await,
-            Self::Postgres { url } => {
-                let options = StoreOptions::new(SecretKey::parse(KEY).expect("key"));
-                gantry_store::connect(url, options).await.expect("store")
-            }
+            Self::Postgres { url } => super::postgres::open_store(url).await,
         }
     }
 }
@@ -90,6 +63,44 @@ impl Drop for RunnerProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+impl RunnerProcess {
+    /// Waits for the runner to exit by itself.
+    pub async fn exited(&mut self) -> ExitStatus {
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `gantry runner --name <name>` for the server at `server` (a URL) with `token`: its
+/// workspaces in `dir/<name>-workspaces`, its log (stderr) in `dir/<name>.log`, nothing
+/// on stdin or stdout. The caller adds the rest and spawns it.
+pub fn runner_command(server: &str, token: &str, name: &str, dir: &Path) -> Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("runner log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
+    command
+        .args(["runner", "--name", name])
+        .arg("--workspaces")
+        .arg(dir.join(format!("{name}-workspaces")))
+        .args(["--server", server, "--token", token])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    command
+}
+
+/// Spawns what [`runner_command`] (and the caller) made.
+pub fn spawn_runner(mut command: Command) -> RunnerProcess {
+    RunnerProcess(command.spawn().expect("gantry runner starts"))
 }
 
 /// `gantry runner --backend local` named `name`, its workspaces in `dir/<name>-workspaces`,
@@ -122,25 +133,12 @@ pub fn start_runner_with(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> RunnerProcess {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{name}.log")))
-        .expect("runner log");
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["runner", "--name", name])
+    let mut command = runner_command(&server.base, token, name, dir);
+    command
         .args(args)
         .envs(env.iter().copied())
-        .args(["--capacity", &capacity.to_string()])
-        .arg("--workspaces")
-        .arg(dir.join(format!("{name}-workspaces")))
-        .args(["--server", &server.base, "--token", token])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("gantry runner starts");
-    RunnerProcess(child)
+        .args(["--capacity", &capacity.to_string()]);
+    spawn_runner(command)
 }
 
 /// A new runner token named `name`.
@@ -213,6 +211,14 @@ pub fn sleep_once(pid_file: &Path) -> String {
     )
 }
 
+/// A pipeline of one step `step` running [`sleep_once`] with `pid_file`.
+pub fn sleep_once_pipeline(step: &str, pid_file: &Path) -> String {
+    format!(
+        "clone:\n  disable: true\nsteps:\n  - name: {step}\n    image: busybox\n    commands:\n      - \"{}\"\n",
+        sleep_once(pid_file)
+    )
+}
+
 /// Five numbered lines, then a line appended to `runs` (to count how often it ran).
 fn pipeline(n: usize, runs: &Path) -> String {
     format!(
@@ -269,15 +275,7 @@ pub async fn three_runners_drain_thirty_builds(db: &Database) {
             runners_seen.len() > 1,
             "the work was shared: {runners_seen:?}"
         );
-        let mut ran: Vec<String> = std::fs::read_to_string(&runs)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect();
-        ran.sort();
-        let mut expected: Vec<String> = (0..30).map(|n| format!("ran-{n}")).collect();
-        expected.sort();
-        assert_eq!(ran, expected, "each build ran exactly once");
+        super::assert_each_ran_once(&runs, 30);
     })
     .await;
     drop(server);
@@ -295,37 +293,50 @@ pub async fn a_runner_killed_mid_step_is_requeued_within_the_lease(db: &Database
         let store = db.open_store(dir.path()).await;
         let repo = create_repo(&store, "kill").await;
         // The first attempt hangs (until the test kills its runner); the second finishes.
-        let yaml = format!(
-            "clone:\n  disable: true\nsteps:\n  - name: work\n    image: busybox\n    commands:\n      - \"{}\"\n",
-            sleep_once(&pid_file)
-        );
+        let yaml = sleep_once_pipeline("work", &pid_file);
         let build = queue_build(&store, &repo, &yaml).await;
         let token = runner_token(&store, "k").await;
         let first = start_runner(&server, &token, "k", 1, dir.path());
         let sleeper = wait_for_pid(&pid_file).await;
         // Killed once its first line is stored (what a runner sent is kept).
         let step_id = build.workflows[0].steps[0].id;
-        let stored = |lines: Vec<gantry_store::LogLine>| lines.iter().any(|l| l.text == "first attempt");
+        let stored =
+            |lines: Vec<gantry_store::LogLine>| lines.iter().any(|l| l.text == "first attempt");
         while !stored(store.read_logs(step_id, None, 0).await.unwrap()) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         drop(first); // SIGKILL: the runner says nothing more
         let workspaces = dir.path().join("k-workspaces");
-        let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
+        let left = std::fs::read_dir(&workspaces)
+            .map(|d| d.count())
+            .unwrap_or(0);
         assert!(left > 0, "the killed run's workspace is still there");
-        assert!(process_alive(sleeper), "the step's process outlives its runner");
+        assert!(
+            process_alive(sleeper),
+            "the step's process outlives its runner"
+        );
 
         // The same runner comes back: it kills the step the killed run left, removes its
         // workspace, and gets the workflow again once the lease ended.
         let _second = start_runner(&server, &token, "k", 1, dir.path());
         wait_until_dead(sleeper).await;
         let done = wait_build(&store, build.build.id, |d| d.build.status.is_terminal()).await;
-        assert_eq!(done.build.status, RunStatus::Success, "{:?}", done.build.error);
+        assert_eq!(
+            done.build.status,
+            RunStatus::Success,
+            "{:?}",
+            done.build.error
+        );
         assert!(store.list_pending().await.unwrap().is_empty());
         // The retry numbers its lines after the first attempt's: both are kept.
-        let lines = (store.read_logs(done.workflows[0].steps[0].id, None, 0).await).unwrap();
+        let lines = (store
+            .read_logs(done.workflows[0].steps[0].id, None, 0)
+            .await)
+            .unwrap();
         assert_eq!(texts(&lines), ["first attempt", "second attempt"]);
-        let left = std::fs::read_dir(&workspaces).map(|d| d.count()).unwrap_or(0);
+        let left = std::fs::read_dir(&workspaces)
+            .map(|d| d.count())
+            .unwrap_or(0);
         assert_eq!(left, 0, "no workspace is left behind");
     })
     .await;
@@ -351,10 +362,7 @@ pub async fn a_remote_step_past_the_repository_timeout_is_stopped(db: &Database)
             .await
             .unwrap();
         assert!(answer.status().is_success(), "{}", answer.status());
-        let yaml = format!(
-            "clone:\n  disable: true\nsteps:\n  - name: forever\n    image: busybox\n    commands:\n      - \"{}\"\n",
-            sleep_once(&pid_file)
-        );
+        let yaml = sleep_once_pipeline("forever", &pid_file);
         let build = queue_build(&store, &repo, &yaml).await;
         let token = runner_token(&store, "slow").await;
         let _runner = start_runner(&server, &token, "slow", 1, dir.path());
