@@ -10,56 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use gantry_store::{BuildDetail, RunStatus, SecretKey, Store, StoreOptions};
-use server_common::{
-    ADMIN, ServerProcess, create_repo, queue_build, start_server, wait_build, within,
-};
+use gantry_store::{BuildDetail, RunStatus, Store};
+use server_common::runners::{RunnerProcess, runner_token, start_runner};
+use server_common::{ADMIN, ServerProcess, create_repo, postgres, queue_build, wait_build, within};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-
-/// The key both replicas encrypt secrets with (they must share it).
-const KEY: &str = "5f1c0e9a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
-
-/// A fresh database on the test binary's throwaway cluster; None (said) without Postgres.
-fn fresh_database(name: &str) -> Option<String> {
-    let admin = match gantry_testsupport::postgres::admin_url() {
-        Ok(url) => url,
-        Err(reason) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("Postgres is required under CI=true: {reason}");
-            }
-            eprintln!("skipped: Postgres is not available: {reason}");
-            return None;
-        }
-    };
-    // Unique also on a shared server (`GANTRY_TEST_POSTGRES_URL`) used run after run.
-    let name = format!("{name}_{}_{}", std::process::id(), now_ns());
-    let created = Command::new("psql")
-        .arg(&admin)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql runs");
-    assert!(created.status.success(), "{created:?}");
-    let (server, _) = admin.rsplit_once('/').expect("a database part");
-    Some(format!("{server}/{name}"))
-}
 
 /// One replica: its own data directory and log, the shared database and key.
 fn start_replica(dir: &Path, name: &str, url: &str, local_runner: bool) -> ServerProcess {
     let no_local = if local_runner { "false" } else { "true" };
     let env = [
-        ("GANTRY_DATABASE_URL", url),
-        ("GANTRY_SECRET_KEY", KEY),
         ("GANTRY_NO_LOCAL_RUNNER", no_local),
         ("GANTRY_RUNNER_CAPACITY", "2"),
     ];
-    let log = dir.join(format!("{name}.log"));
-    start_server(&dir.join(name), "local", &env, &log)
-}
-
-async fn open_store(url: &str) -> Arc<dyn Store> {
-    let options = StoreOptions::new(SecretKey::parse(KEY).unwrap());
-    gantry_store::connect(url, options).await.expect("store")
+    postgres::start_replica(dir, name, url, &env)
 }
 
 /// A websocket to `path` on `server`, as the admin.
@@ -88,52 +52,15 @@ fn log_tail(path: &PathBuf) -> String {
     text.lines().rev().take(30).collect::<Vec<_>>().join("\n")
 }
 
-/// A `gantry runner` child process, killed when dropped.
-struct RunnerProcess(std::process::Child);
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `gantry runner` (local backend) connected to `server` with a new runner token.
+/// A `gantry runner` `r` (local backend, its log `dir/r.log`) connected to `server` with a
+/// new runner token.
 async fn connect_runner(
     store: &Arc<dyn Store>,
     server: &ServerProcess,
     dir: &Path,
 ) -> RunnerProcess {
-    let new = gantry_store::NewToken {
-        name: "r".into(),
-        subject: "r".into(),
-        role: gantry_store::TokenRole::Runner,
-        scope: None,
-    };
-    let (_, token) = store
-        .create_token(&new, gantry_store::now_ms())
-        .await
-        .expect("token");
-    let log = std::fs::File::create(dir.join("runner.log")).expect("runner log");
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args([
-            "runner",
-            "--name",
-            "r",
-            "--backend",
-            "local",
-            "--capacity",
-            "1",
-        ])
-        .arg("--workspaces")
-        .arg(dir.join("runner-workspaces"))
-        .args(["--server", &server.base, "--token", token.expose()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("gantry runner starts");
-    RunnerProcess(child)
+    let token = runner_token(store, "r").await;
+    start_runner(server, &token, "r", 1, dir)
 }
 
 fn now_ns() -> i64 {
@@ -199,7 +126,7 @@ async fn read_log_stream(
 /// connected to a): every line once and in order, and the events, which b has no store
 /// to read back from. Prints how late the live lines arrived (a figure, not a check).
 async fn follow_across_replicas(database: &str, remote_runner: bool) {
-    let Some(url) = fresh_database(database) else {
+    let Some(url) = postgres::fresh_database(database) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -207,7 +134,7 @@ async fn follow_across_replicas(database: &str, remote_runner: bool) {
     let viewer = start_replica(dir.path(), "b", &url, false);
     let gate = dir.path().join("gate");
     within(120, "a follower on replica b", async {
-        let store = open_store(&url).await;
+        let store = postgres::open_store(&url).await;
         let _runner = match remote_runner {
             true => Some(connect_runner(&store, &runs_steps, dir.path()).await),
             false => None,
@@ -286,7 +213,7 @@ fn counted(n: usize, runs: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_drain_twenty_builds_each_exactly_once() {
-    let Some(url) = fresh_database("replicas_drain") else {
+    let Some(url) = postgres::fresh_database("replicas_drain") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +221,7 @@ async fn two_replicas_drain_twenty_builds_each_exactly_once() {
     let first = start_replica(dir.path(), "a", &url, true);
     let mut second = None;
     within(180, "two replicas drain the queue", async {
-        let store = open_store(&url).await;
+        let store = postgres::open_store(&url).await;
         let repo = create_repo(&store, "drain").await;
         let mut builds = Vec::new();
         for n in 0..20 {
@@ -320,13 +247,7 @@ async fn two_replicas_drain_twenty_builds_each_exactly_once() {
         }
         assert!(store.list_pending().await.unwrap().is_empty());
         assert_eq!(runners.len(), 2, "both replicas ran builds: {runners:?}");
-        let mut ran: Vec<String> = (std::fs::read_to_string(&runs).unwrap().lines())
-            .map(String::from)
-            .collect();
-        ran.sort();
-        let mut expected: Vec<String> = (0..20).map(|n| format!("ran-{n}")).collect();
-        expected.sort();
-        assert_eq!(ran, expected, "each build ran exactly once");
+        server_common::assert_each_ran_once(&runs, 20);
     })
     .await;
     drop((first, second));
@@ -345,7 +266,7 @@ async fn a_cancel_sent_to_one_replica_stops_a_build_on_a_runner_connected_to_the
 /// Cancels on replica b a build that replica a runs (by its in-process runner, or by a
 /// runner connected to a): the step's process ends and the step is `killed`.
 async fn cancel_across_replicas(database: &str, remote_runner: bool) {
-    let Some(url) = fresh_database(database) else {
+    let Some(url) = postgres::fresh_database(database) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -353,7 +274,7 @@ async fn cancel_across_replicas(database: &str, remote_runner: bool) {
     let other = start_replica(dir.path(), "b", &url, false);
     let pid_file = dir.path().join("step.pid");
     within(120, "a cancel across replicas", async {
-        let store = open_store(&url).await;
+        let store = postgres::open_store(&url).await;
         let remote = match remote_runner {
             true => Some(connect_runner(&store, &runner, dir.path()).await),
             false => None,
@@ -389,7 +310,7 @@ async fn cancel_across_replicas(database: &str, remote_runner: bool) {
         assert_eq!(done.workflows[0].steps[0].status, RunStatus::Killed);
         if remote_runner {
             // Told as a person's cancel, relayed from b; not as a lease lost later.
-            let said = std::fs::read_to_string(dir.path().join("runner.log")).unwrap();
+            let said = std::fs::read_to_string(dir.path().join("r.log")).unwrap();
             assert!(said.contains("the build was cancelled"), "{said}");
         }
         drop(remote);
@@ -414,14 +335,14 @@ async fn stop_gracefully(mut server: ServerProcess) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_decided_on_one_replica_releases_the_step_waiting_on_the_other() {
-    let Some(url) = fresh_database("replicas_approve") else {
+    let Some(url) = postgres::fresh_database("replicas_approve") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let runner = start_replica(dir.path(), "a", &url, true);
     let other = start_replica(dir.path(), "b", &url, false);
     within(120, "an approval across replicas", async {
-        let store = open_store(&url).await;
+        let store = postgres::open_store(&url).await;
         let repo = create_repo(&store, "approve").await;
         let yaml = "clone:\n  disable: true\nsteps:\n  - name: gate\n    approval:\n      timeout: 1h\n  - name: after\n    image: busybox\n    commands: [\"echo approved\"]\n    depends_on: [gate]\n";
         let build = queue_build(&store, &repo, yaml).await;

@@ -6,83 +6,16 @@
 mod server_common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use gantry_store::{RunStatus, SecretKey, Store, StoreOptions};
+use gantry_store::RunStatus;
+use server_common::runners::{runner_token, start_runner_with};
 use server_common::{
-    ADMIN, ServerProcess, create_repo, queue_build, start_server, wait_build, within,
+    ServerProcess, create_repo, get_json, postgres, queue_build, wait_build, within,
 };
 
-/// The key both replicas encrypt secrets with (they must share it).
-const KEY: &str = "5f1c0e9a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
-
-/// A fresh database on the test binary's throwaway cluster; None (said) without Postgres.
-fn fresh_database(name: &str) -> Option<String> {
-    let admin = match gantry_testsupport::postgres::admin_url() {
-        Ok(url) => url,
-        Err(reason) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("Postgres is required under CI=true: {reason}");
-            }
-            eprintln!("skipped: Postgres is not available: {reason}");
-            return None;
-        }
-    };
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let name = format!(
-        "{name}_{}_{}",
-        std::process::id(),
-        since.map_or(0, |d| d.as_nanos())
-    );
-    let created = Command::new("psql")
-        .arg(&admin)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql runs");
-    assert!(created.status.success(), "{created:?}");
-    let (server, _) = admin.rsplit_once('/').expect("a database part");
-    Some(format!("{server}/{name}"))
-}
-
 fn start_replica(dir: &Path, name: &str, url: &str) -> ServerProcess {
-    let env = [
-        ("GANTRY_DATABASE_URL", url),
-        ("GANTRY_SECRET_KEY", KEY),
-        ("GANTRY_NO_LOCAL_RUNNER", "true"),
-    ];
-    start_server(
-        &dir.join(name),
-        "local",
-        &env,
-        &dir.join(format!("{name}.log")),
-    )
-}
-
-/// A `gantry runner` child process, killed when dropped.
-struct RunnerProcess(std::process::Child);
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn get_json(server: &ServerProcess, path: &str) -> serde_json::Value {
-    let answer = reqwest::Client::new()
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("GET");
-    assert!(
-        answer.status().is_success(),
-        "GET {path}: {}",
-        answer.status()
-    );
-    answer.json().await.expect("JSON")
+    postgres::start_replica(dir, name, url, &[("GANTRY_NO_LOCAL_RUNNER", "true")])
 }
 
 /// Polls `GET /api/runners` on `server` until `done` holds for the list.
@@ -102,7 +35,7 @@ async fn runners_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_on_one_replica_is_listed_and_counted_on_the_other() {
-    let Some(url) = fresh_database("gantry_replicas_runners") else {
+    let Some(url) = postgres::fresh_database("gantry_replicas_runners") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -110,30 +43,11 @@ async fn a_runner_on_one_replica_is_listed_and_counted_on_the_other() {
     let mut b = start_replica(dir.path(), "b", &url);
     let gate = dir.path().join("gate");
     within(150, "runners across replicas", async {
-        let options = StoreOptions::new(SecretKey::parse(KEY).unwrap());
-        let store: Arc<dyn Store> = gantry_store::connect(&url, options).await.expect("store");
+        let store = postgres::open_store(&url).await;
         let repo = create_repo(&store, "spread").await;
-        let new = gantry_store::NewToken {
-            name: "gpu-01".into(),
-            subject: "gpu-01".into(),
-            role: gantry_store::TokenRole::Runner,
-            scope: None,
-        };
-        let (_, token) = store.create_token(&new, gantry_store::now_ms()).await.expect("token");
-        let log = std::fs::File::create(dir.path().join("runner.log")).expect("runner log");
-        let _runner = RunnerProcess(
-            Command::new(env!("CARGO_BIN_EXE_gantry"))
-                .args(["runner", "--name", "gpu-01", "--backend", "local", "--capacity", "1"])
-                .args(["--labels", "gpu=true"])
-                .arg("--workspaces")
-                .arg(dir.path().join("runner-workspaces"))
-                .args(["--server", &b.base, "--token", token.expose()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("gantry runner starts"),
-        );
+        let token = runner_token(&store, "gpu-01").await;
+        let args = ["--backend", "local", "--labels", "gpu=true"];
+        let _runner = start_runner_with(&b, &token, "gpu-01", 1, dir.path(), &args, &[]);
 
         // Listed on both replicas, the same row: connected to b.
         let on_b = runners_until(&b, |l| l.len() == 1).await;
