@@ -5,14 +5,15 @@
 mod server_common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use gantry_store::RunStatus;
 use server_common::runners::{
     self as cases, Database, runner_token, start_runner, start_runner_with,
 };
 use server_common::{
-    ADMIN, ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
+    ADMIN, ServerProcess, create_repo, free_port, open_store, queue_build,
+    start_remote_only_server, start_server_at, wait_build, within,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,41 +31,11 @@ async fn a_remote_step_past_the_repository_timeout_is_stopped_and_the_build_says
     cases::a_remote_step_past_the_repository_timeout_is_stopped(&Database::Sqlite).await;
 }
 
-/// Starts `gantry server` on a fixed port (a restarted server must be found again).
+/// Starts `gantry server --no-local-runner` on a fixed port (a restarted server must be
+/// found again).
 fn start_server_on(port: u16, data: &Path, log: &Path) -> ServerProcess {
-    use std::io::{BufRead as _, BufReader};
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["server", "--backend", "local", "--no-local-runner"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
-        .env("GANTRY_ADMIN_TOKEN", ADMIN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("gantry server starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("gantry: listening on"));
-    assert!(
-        listening,
-        "the server did not start: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-    std::thread::spawn(move || for _ in lines {});
-    ServerProcess {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log: log.to_owned(),
-    }
+    let env = [("GANTRY_NO_LOCAL_RUNNER", "true")];
+    start_server_at(&format!("127.0.0.1:{port}"), data, "local", &env, log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,11 +43,7 @@ async fn a_server_restart_mid_build_keeps_the_runners_work_and_its_logs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut server = start_server_on(port, &data, &log);
     let gate = dir.path().join("gate");
     within(120, "server restart", async {
@@ -121,12 +88,7 @@ async fn a_docker_runner_killed_mid_step_leaves_nothing_once_it_is_back() {
     let env = [("GANTRY_DOCKER_LABELS", labels.as_str())];
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &dir.path().join("server.log"),
-    );
+    let server = start_remote_only_server(dir.path());
     within(120, "docker runner killed", async {
         let store = open_store(&data).await;
         let repo = create_repo(&store, "docker-kill").await;
@@ -170,10 +132,7 @@ async fn an_approval_step_on_a_remote_runner_waits_for_a_person_across_a_server_
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let port = (std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut server = start_server_on(port, &data, &log);
     within(120, "approval on a remote runner", async {
         let store = open_store(&data).await;
@@ -207,12 +166,7 @@ async fn an_approval_step_on_a_remote_runner_waits_for_a_person_across_a_server_
 async fn a_runner_stopped_with_sigterm_stops_its_work_reports_it_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &dir.path().join("server.log"),
-    );
+    let server = start_remote_only_server(dir.path());
     within(120, "runner stopped with SIGTERM", async {
         let store = open_store(&data).await;
         let repo = create_repo(&store, "sigterm").await;

@@ -6,38 +6,17 @@
 mod server_common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use gantry_store::RunStatus;
+use server_common::runners::{RunnerProcess, runner_command, start_runner_with};
 use server_common::{
-    ADMIN, ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
+    ServerProcess, create_repo, gantry_as_admin as gantry, get_json, open_store, queue_build,
+    start_remote_only_server, wait_build, within,
 };
 
-/// `gantry <args> --server <base> --token <admin>`: (success, stdout, stderr).
-fn gantry(base: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .args(["--server", base, "--token", ADMIN])
-        .output()
-        .expect("gantry runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// A `gantry runner` child process, killed when dropped.
-struct RunnerProcess(std::process::Child);
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// A local `gantry runner` of capacity 1 declaring `labels`.
 fn start_runner(
     server: &ServerProcess,
     token: &str,
@@ -45,42 +24,8 @@ fn start_runner(
     dir: &Path,
     name: &str,
 ) -> RunnerProcess {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("runner log");
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args([
-            "runner",
-            "--name",
-            name,
-            "--backend",
-            "local",
-            "--capacity",
-            "1",
-        ])
-        .args(["--labels", labels])
-        .arg("--workspaces")
-        .arg(dir.join(format!("{name}-workspaces")))
-        .args(["--server", &server.base, "--token", token])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("gantry runner starts");
-    RunnerProcess(child)
-}
-
-async fn get_json(server: &ServerProcess, path: &str) -> serde_json::Value {
-    let answer = reqwest::Client::new()
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("GET");
-    assert!(
-        answer.status().is_success(),
-        "GET {path}: {}",
-        answer.status()
-    );
-    answer.json().await.expect("JSON")
+    let args = ["--backend", "local", "--labels", labels];
+    start_runner_with(server, token, name, 1, dir, &args, &[])
 }
 
 const YAML: &str = "clone:\n  disable: true\nsteps:\n  - name: hi\n    image: busybox\n    commands: [\"echo hi\"]\n";
@@ -90,12 +35,7 @@ async fn sec_13_a_scoped_runner_takes_only_its_repositories_work_and_cannot_cont
 {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &dir.path().join("server.log"),
-    );
+    let server = start_remote_only_server(dir.path());
     within(120, "scoped runner tokens", async {
         let store = open_store(&data).await;
         let mine = create_repo(&store, "mine").await;
@@ -199,20 +139,9 @@ async fn sec_13_a_scoped_runner_takes_only_its_repositories_work_and_cannot_cont
             ],
         );
         assert!(ok, "{said}");
-        let refused = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args([
-                "runner",
-                "--name",
-                "liar",
-                "--backend",
-                "local",
-                "--labels",
-                "os=windows",
-            ])
-            .arg("--workspaces")
-            .arg(dir.path().join("liar-workspaces"))
-            .args(["--server", &server.base, "--token", linux_token.trim()])
-            .stdin(Stdio::null())
+        let refused = runner_command(&server.base, linux_token.trim(), "liar", dir.path())
+            .args(["--backend", "local", "--labels", "os=windows"])
+            .stderr(Stdio::piped())
             .output()
             .expect("gantry runner runs");
         let said = String::from_utf8_lossy(&refused.stderr);

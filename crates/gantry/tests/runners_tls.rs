@@ -9,16 +9,17 @@ mod server_common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use gantry_store::{NewToken, RunStatus, Store, TokenRole, now_ms};
+use gantry_store::RunStatus;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use server_common::runners::{RunnerProcess, runner_command, runner_token, spawn_runner};
 use server_common::{
-    ADMIN, ServerProcess, create_repo, open_store, queue_build, start_server, wait_build, within,
+    ADMIN, ServerProcess, create_repo, open_store, queue_build, start_remote_only_server,
+    wait_build, within,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -208,28 +209,8 @@ async fn serve_connection(
     tokio::join!(raw, decrypted);
 }
 
-/// A `gantry runner` child process, killed when dropped.
-struct RunnerProcess(Child);
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl RunnerProcess {
-    /// Waits for the runner to exit by itself.
-    async fn exited(&mut self) -> ExitStatus {
-        loop {
-            if let Some(status) = self.0.try_wait().expect("wait") {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
+/// A local `gantry runner` for the server at `server` (a URL), `extra` added, trusting
+/// no CA from the environment.
 fn start_runner(
     server: &str,
     token: &str,
@@ -237,35 +218,16 @@ fn start_runner(
     dir: &Path,
     extra: &[&str],
 ) -> RunnerProcess {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("runner log");
-    let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["runner", "--name", name, "--backend", "local"])
-        .arg("--workspaces")
-        .arg(dir.join(format!("{name}-workspaces")))
-        .args(["--server", server, "--token", token])
+    let mut command = runner_command(server, token, name, dir);
+    command
+        .args(["--backend", "local"])
         .args(extra)
-        .env_remove("GANTRY_CA_CERT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("gantry runner starts");
-    RunnerProcess(child)
+        .env_remove("GANTRY_CA_CERT");
+    spawn_runner(command)
 }
 
 fn runner_log(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
-}
-
-async fn runner_token(store: &Arc<dyn Store>, name: &str) -> String {
-    let new = NewToken {
-        name: name.into(),
-        subject: name.into(),
-        role: TokenRole::Runner,
-        scope: None,
-    };
-    let (_, plaintext) = store.create_token(&new, now_ms()).await.expect("token");
-    plaintext.expose().to_string()
 }
 
 /// Runs a client command to completion (in a blocking thread, the front serves meanwhile).
@@ -298,12 +260,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     let data = path.join("data");
-    let server = start_server(
-        &data,
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &path.join("server.log"),
-    );
+    let server = start_remote_only_server(&path);
     let ca = Ca::new();
     let ca_file = path.join("ca.pem");
     std::fs::write(&ca_file, &ca.pem).unwrap();

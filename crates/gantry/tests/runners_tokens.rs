@@ -2,22 +2,7 @@
 
 mod server_common;
 
-use std::process::Command;
-
-use server_common::{ADMIN, start_server};
-
-fn gantry(base: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .args(["--server", base, "--token", ADMIN])
-        .output()
-        .expect("gantry runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use server_common::{gantry_as_admin as gantry, start_remote_only_server};
 
 #[test]
 fn runner_tokens_are_created_listed_and_revoked() {
@@ -36,13 +21,7 @@ fn runner_tokens_are_created_listed_and_revoked() {
 
 fn create_list_revoke() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("server.log");
-    let server = start_server(
-        &dir.path().join("data"),
-        "local",
-        &[("GANTRY_NO_LOCAL_RUNNER", "true")],
-        &log,
-    );
+    let server = start_remote_only_server(dir.path());
 
     let (ok, token, said) = gantry(&server.base, &["runner-token", "create", "build-01"]);
     assert!(ok, "{said}");
