@@ -5,10 +5,10 @@
 mod server_common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use server_common::{ADMIN, start_server};
+use server_common::{ADMIN, start_server, wait_within};
 
 fn gantry(base: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
@@ -30,21 +30,6 @@ fn gantry(base: &str, args: &[&str], stdin: Option<&str>) -> Output {
         pipe.write_all(input.as_bytes()).expect("write stdin");
     }
     wait_within(child, args)
-}
-
-/// The child's output once it exits; killed and failed after 60 s.
-fn wait_within(mut child: Child, args: &[&str]) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("gantry {args:?} did not finish within 60s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn ok(out: &Output) -> String {

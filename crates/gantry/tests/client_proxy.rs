@@ -9,9 +9,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use server_common::{ADMIN, start_server};
+use server_common::{ADMIN, start_server, wait_within};
 
 /// A TCP listener that records what every connection sends (up to the end of the request
 /// head), then closes it without answering.
@@ -95,24 +95,14 @@ fn client(args: &[&str], proxies: &[(&str, &str)]) -> Output {
     ] {
         command.env_remove(name);
     }
-    let mut child = command
+    let child = command
         .envs(proxies.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("gantry starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("gantry {args:?} did not finish within 60s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_within(child, args)
 }
 
 #[test]
