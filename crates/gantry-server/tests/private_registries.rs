@@ -6,9 +6,7 @@
 
 mod api_support;
 
-use api_support::{ADMIN, TestServer, git_repo, timed};
-use gantry_server::{BackendChoice, ServerConfig};
-use reqwest::StatusCode;
+use api_support::{TestServer, git_repo, timed};
 use serde_json::{Value, json};
 
 /// One image on a loopback registry, one on a private LAN address (not refused: that is
@@ -24,20 +22,10 @@ steps:
 ";
 
 async fn server(allow_private_registries: bool) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config = ServerConfig::new(dir.path());
-    config.admin_token = Some(ADMIN.into());
-    config.backend = BackendChoice::Local;
-    config.no_local_runner = true;
-    config.allow_private_registries = allow_private_registries;
-    let server = gantry_server::launch(listener, config).await.unwrap();
-    TestServer {
-        base: format!("http://{}", server.addr()),
-        server: Some(server),
-        client: reqwest::Client::new(),
-        dir,
-    }
+    TestServer::start_configured(|config| {
+        config.allow_private_registries = allow_private_registries;
+    })
+    .await
 }
 
 /// Triggers a build of `main` and returns it once prepared.
@@ -45,15 +33,7 @@ async fn build_main(server: &TestServer) -> Value {
     let git = tempfile::tempdir().unwrap();
     let (url, _sha) = git_repo(git.path(), &[(".pipeline.yml", PIPELINE)]);
     server.add_repo("acme", "app", &url, false).await;
-    let (status, build) = server
-        .post(
-            "/api/repos/acme/app/builds",
-            Some(ADMIN),
-            json!({"branch": "main"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{build}");
-    server.wait_for_build("acme/app", 1).await
+    server.trigger_build("acme/app", "main").await
 }
 
 #[tokio::test]

@@ -39,13 +39,26 @@ impl TestServer {
 
     /// `database_url`: `None` for SQLite in the data directory.
     pub async fn start_with(database_url: Option<String>) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_configured(|config| config.database_url = database_url).await
+    }
+
+    /// A server on a new data directory, its configuration changed by `configure`.
+    pub async fn start_configured(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        Self::launch_in(tempfile::tempdir().unwrap(), configure).await
+    }
+
+    /// A server (admin token [`ADMIN`], local backend, runner off) on the data directory
+    /// `dir`, its configuration changed by `configure`.
+    pub async fn launch_in(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut config = ServerConfig::new(dir.path());
         config.admin_token = Some(ADMIN.into());
         config.backend = BackendChoice::Local;
         config.no_local_runner = true;
-        config.database_url = database_url;
+        configure(&mut config);
         let server = gantry_server::launch(listener, config).await.unwrap();
         let base = format!("http://{}", server.addr());
         TestServer {
@@ -128,6 +141,17 @@ impl TestServer {
         let (status, answer) = self.post("/api/tokens", Some(ADMIN), body).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         answer["secret"].as_str().unwrap().to_string()
+    }
+
+    /// Triggers a build of `branch` of `repo` (`owner/name`) as admin and returns it once
+    /// prepared.
+    pub async fn trigger_build(&self, repo: &str, branch: &str) -> Value {
+        let path = format!("/api/repos/{repo}/builds");
+        let body = serde_json::json!({"branch": branch});
+        let (status, build) = self.post(&path, Some(ADMIN), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{build}");
+        let number = build["number"].as_i64().expect("a build number");
+        self.wait_for_build(repo, number).await
     }
 
     /// Polls until build `number` of `repo` exists and is no longer being prepared.
