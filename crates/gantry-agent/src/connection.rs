@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::anyhow;
+use std::future::poll_fn;
+
 use futures_util::{SinkExt as _, StreamExt as _};
 use gantry_proto::{
     AssignmentId, Hello, PROTOCOL_VERSION, RunnerMessage, ServerMessage, decode_server, encode,
@@ -190,10 +192,8 @@ impl Runner {
                 _ = tick.tick() => self.heartbeat(),
                 () = self.stop.cancelled(), if !self.stopping => self.begin_stop(),
             };
-            for message in outgoing {
-                if let Err(error) = socket.outgoing.send(encode(&message)).await {
-                    return Ended::Lost(error);
-                }
+            if let Err(ended) = self.send_reading(&mut socket, outgoing).await {
+                return ended;
             }
             if self.stopping && self.jobs.is_empty() {
                 let _ = socket.outgoing.close().await;
@@ -245,17 +245,54 @@ impl Runner {
                 job.cancel.cancel();
             }
         }
-        for id in &welcome.resumed {
-            let Some(job) = self.jobs.get(id) else {
-                continue;
-            };
-            for message in &job.unacked {
-                socket.outgoing.send(encode(message)).await.map_err(lost)?;
-            }
-        }
+        let again: Vec<RunnerMessage> = (welcome.resumed.iter())
+            .filter_map(|id| self.jobs.get(id))
+            .flat_map(|job| job.unacked.iter().cloned())
+            .collect();
+        self.send_reading(socket, again).await?;
         Ok(Duration::from_millis(
             welcome.heartbeat_ms.clamp(100, 60_000),
         ))
+    }
+
+    /// Sends `messages` in order, reading (and acting on) what the server says while a
+    /// send waits for room: the server may itself be waiting for this runner to read.
+    async fn send_reading(
+        &mut self,
+        socket: &mut Socket,
+        messages: Vec<RunnerMessage>,
+    ) -> Result<(), Ended> {
+        let mut queue = VecDeque::from(messages);
+        let mut unflushed = false;
+        loop {
+            let sending = !queue.is_empty();
+            if !sending && !unflushed {
+                return Ok(());
+            }
+            let (outgoing, incoming) = (&mut socket.outgoing, &mut socket.incoming);
+            tokio::select! {
+                biased;
+                room = poll_fn(|cx| if sending {
+                    outgoing.as_mut().poll_ready(cx)
+                } else {
+                    outgoing.as_mut().poll_flush(cx)
+                }) => {
+                    room.map_err(Ended::Lost)?;
+                    match queue.pop_front() {
+                        Some(message) => {
+                            outgoing.as_mut().start_send(encode(&message)).map_err(Ended::Lost)?;
+                            unflushed = true;
+                        }
+                        None => unflushed = false,
+                    }
+                }
+                frame = incoming.next() => match frame {
+                    Some(Ok(text)) => queue.extend(self.on_server(&text)?),
+                    None => return Err(Ended::Lost("the server closed the connection".into())),
+                    Some(Err(error)) => return Err(Ended::Lost(error)),
+                },
+            }
+        }
     }
 
     fn heartbeat(&mut self) -> Vec<RunnerMessage> {
@@ -556,6 +593,80 @@ mod tests {
     use gantry_proto::{Done, LogLine, Logs, Outcome, StepState, StepUpdate, Stream};
 
     use super::*;
+
+    struct Nowhere;
+
+    #[async_trait::async_trait]
+    impl crate::Transport for Nowhere {
+        async fn connect(&self) -> Result<Link, ConnectError> {
+            Err(ConnectError::Unreachable("nowhere".into()))
+        }
+        fn describe(&self) -> String {
+            "nowhere".into()
+        }
+    }
+
+    fn runner() -> Runner {
+        let (events_tx, events) = mpsc::channel(8);
+        let setup = RunnerSetup {
+            transport: std::sync::Arc::new(Nowhere),
+            name: "test".into(),
+            labels: BTreeMap::new(),
+            capacity: 1,
+            backend_name: "local",
+            backend: std::sync::Arc::new(gantry_runner::LocalBackend::with_temp_workspaces(
+                std::env::temp_dir(),
+            )),
+            stopped_message: "stopped".into(),
+            notices: crate::Notices::Tracing,
+        };
+        Runner {
+            setup,
+            jobs: HashMap::new(),
+            decisions: Decisions::default(),
+            events_tx,
+            events,
+            stop: CancellationToken::new(),
+            stopping: false,
+        }
+    }
+
+    /// Both sides send far more than the in-memory link holds before either reads: the
+    /// runner reads while it waits for room, so both get through.
+    #[tokio::test]
+    async fn sending_while_the_server_also_sends_does_not_block_for_good() {
+        let (mut link, mut server) = Link::channels();
+        let mut runner = runner();
+        let count = 500;
+        let server_side = tokio::spawn(async move {
+            let ack = encode(&ServerMessage::Ack(gantry_proto::Ack {
+                assignment: 7,
+                seq: 1,
+            }));
+            for _ in 0..count {
+                server.outgoing.send(ack.clone()).await.unwrap();
+            }
+            let mut heard = 0;
+            while heard < count {
+                server.incoming.recv().await.unwrap();
+                heard += 1;
+            }
+            heard
+        });
+        let messages = vec![RunnerMessage::Heartbeat; count];
+        let sent = tokio::time::timeout(
+            Duration::from_secs(20),
+            runner.send_reading(&mut link, messages),
+        )
+        .await
+        .expect("the runner's sends blocked");
+        assert!(sent.is_ok());
+        let heard = tokio::time::timeout(Duration::from_secs(20), server_side)
+            .await
+            .expect("the server side blocked")
+            .unwrap();
+        assert_eq!(heard, count);
+    }
 
     fn job() -> Job {
         Job {
