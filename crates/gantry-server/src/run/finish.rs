@@ -9,33 +9,43 @@ use crate::state::AppState;
 
 /// Stores a workflow's final status, closes what its steps left open, then finishes the
 /// build if this was its last active workflow.
+///
+/// An error is the store's: what was written stays (statuses move only forward, and the
+/// same final status again changes nothing), so calling it again completes the rest.
 pub async fn finish_workflow(
     state: &AppState,
     target: &RunTarget,
     status: RunStatus,
     error: Option<String>,
-) {
+) -> Result<(), String> {
     let change = StatusChange {
         status,
         at: now_ms(),
         error: error.clone(),
     };
-    if let Err(e) = state
-        .store
+    (state.store)
         .update_workflow_status(target.workflow_id, &change)
         .await
-    {
-        tracing::error!(workflow.id = target.workflow_id, error = %e, "storing a workflow status failed");
-    }
-    close_open_steps(state, target, error).await;
-    finish_build(state, target.build_id).await;
+        .map_err(|e| {
+            tracing::error!(workflow.id = target.workflow_id, error = %e, "storing a workflow status failed");
+            format!("storing the workflow's status failed: {e}")
+        })?;
+    close_open_steps(state, target, error).await?;
+    finish_build(state, target.build_id).await
 }
 
 /// Steps the runtime never ended (the run could not start) end here, and every step's
 /// live followers are told that no more lines will come.
-async fn close_open_steps(state: &AppState, target: &RunTarget, error: Option<String>) {
-    let Ok(Some(build)) = state.store.build_by_id(target.build_id).await else {
-        return;
+async fn close_open_steps(
+    state: &AppState,
+    target: &RunTarget,
+    error: Option<String>,
+) -> Result<(), String> {
+    let build = match state.store.build_by_id(target.build_id).await {
+        Ok(Some(build)) => build,
+        // Deleted: nothing is left to close.
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(format!("reading the build's steps failed: {e}")),
     };
     let steps = build
         .workflows
@@ -56,7 +66,9 @@ async fn close_open_steps(state: &AppState, target: &RunTarget, error: Option<St
                 error: error.clone(),
                 runner_id: None,
             };
-            if let Ok(true) = state.store.update_step(step.id, &change).await {
+            let stored = (state.store.update_step(step.id, &change).await)
+                .map_err(|e| format!("closing step `{}` failed: {e}", step.name))?;
+            if stored {
                 state.live.publish_event(LiveEvent {
                     kind: EventKind::Step,
                     repo_id: target.repo_id,
@@ -70,6 +82,7 @@ async fn close_open_steps(state: &AppState, target: &RunTarget, error: Option<St
         }
         state.live.end_step(step.id);
     }
+    Ok(())
 }
 
 /// The build's status from its workflows' final ones: the worst of them.
@@ -88,14 +101,17 @@ pub fn build_status(workflows: &[RunStatus]) -> RunStatus {
         .unwrap_or(RunStatus::Skipped)
 }
 
-/// Ends the build once every workflow of it has ended; does nothing before.
-pub async fn finish_build(state: &AppState, build_id: i64) {
-    let Ok(Some(detail)) = state.store.build_by_id(build_id).await else {
-        return;
+/// Ends the build once every workflow of it has ended; does nothing before. An error is
+/// the store's (calling it again finishes the build).
+pub async fn finish_build(state: &AppState, build_id: i64) -> Result<(), String> {
+    let detail = match state.store.build_by_id(build_id).await {
+        Ok(Some(detail)) => detail,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(format!("reading the build failed: {e}")),
     };
     let statuses: Vec<RunStatus> = detail.workflows.iter().map(|w| w.workflow.status).collect();
     if statuses.iter().any(|s| !s.is_terminal()) || detail.build.status.is_terminal() {
-        return;
+        return Ok(());
     }
     let status = build_status(&statuses);
     let error = detail
@@ -127,8 +143,12 @@ pub async fn finish_build(state: &AppState, build_id: i64) {
             });
         }
         Ok(false) => {}
-        Err(e) => tracing::error!(build.id = build_id, error = %e, "storing a build status failed"),
+        Err(e) => {
+            tracing::error!(build.id = build_id, error = %e, "storing a build status failed");
+            return Err(format!("storing the build's status failed: {e}"));
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

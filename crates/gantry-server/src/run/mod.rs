@@ -83,5 +83,9 @@ pub(crate) async fn give_up(state: &AppState, item: &gantry_store::QueueItem) {
         steps: Vec::new(),
         approval_steps: Vec::new(),
     };
-    finish::finish_workflow(state, &target, RunStatus::Error, Some(message)).await;
+    if let Err(error) =
+        finish::finish_workflow(state, &target, RunStatus::Error, Some(message)).await
+    {
+        tracing::error!(workflow.id = item.workflow_id, error = %error, "ending a workflow that was given up failed");
+    }
 }

@@ -49,11 +49,14 @@ impl RunWriter {
         }
     }
 
-    pub(crate) async fn step_changed(&mut self, report: &StepReport) {
+    /// Stores a step's new state (and the build's, for an approval). An error is the
+    /// store's: nothing is lost by calling it again with the same report (statuses move
+    /// only forward).
+    pub(crate) async fn step_changed(&mut self, report: &StepReport) -> Result<(), String> {
         let (Some(&step_id), Some(status)) =
             (self.step_ids.get(&report.step), step_status(report.status))
         else {
-            return;
+            return Ok(());
         };
         let change = StepChange {
             status,
@@ -67,20 +70,25 @@ impl RunWriter {
             Ok(false) => {}
             Err(error) => {
                 tracing::error!(step.id = step_id, error = %error, "storing a step status failed");
+                return Err(format!(
+                    "storing the status of step `{}` failed: {error}",
+                    report.step
+                ));
             }
         }
         if status == RunStatus::Blocked {
-            self.set_build(RunStatus::Blocked).await;
+            self.set_build(RunStatus::Blocked).await?;
         } else if status.is_terminal() {
             self.state.live.end_step(step_id);
             if self.target.approval_steps.contains(&report.step) {
                 // The approval was decided: the build runs again.
-                self.set_build(RunStatus::Running).await;
+                self.set_build(RunStatus::Running).await?;
             }
         }
+        Ok(())
     }
 
-    async fn set_build(&self, status: RunStatus) {
+    async fn set_build(&self, status: RunStatus) -> Result<(), String> {
         let change = StatusChange {
             status,
             at: now_ms(),
@@ -95,9 +103,11 @@ impl RunWriter {
             Ok(true) => self.target.announce_build(&self.state, status, None),
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(build.id = self.target.build_id, error = %error, "storing a build status failed")
+                tracing::error!(build.id = self.target.build_id, error = %error, "storing a build status failed");
+                return Err(format!("storing the build's status failed: {error}"));
             }
         }
+        Ok(())
     }
 
     fn announce_step(&self, step: &str, status: RunStatus, error: Option<String>) {
@@ -112,9 +122,12 @@ impl RunWriter {
         });
     }
 
-    pub(crate) async fn logs(&mut self, batch: &LogBatch) {
+    /// Stores a batch of lines and publishes those the store did not hold yet (a batch
+    /// sent again after a reconnect publishes nothing twice). An error is the store's:
+    /// the batch can be stored again (lines are kept once by number).
+    pub(crate) async fn logs(&mut self, batch: &LogBatch) -> Result<(), String> {
         let Some(&step_id) = self.step_ids.get(batch.step()) else {
-            return;
+            return Ok(());
         };
         let lines: Vec<LogLine> = batch
             .iter()
@@ -125,26 +138,35 @@ impl RunWriter {
                 elapsed_ms: i64::try_from(line.elapsed_ms).unwrap_or(i64::MAX),
             })
             .collect();
-        match self.state.store.append_logs(step_id, &lines).await {
-            Ok(outcome) => {
-                let capped = self.capped.entry(step_id).or_default();
-                if *capped {
-                    return;
-                }
-                if outcome.dropped > 0 || outcome.truncated_now {
-                    // Past the cap the store kept a prefix and its notice: followers
-                    // read the rest (the notice) from the store when the step ends.
-                    *capped = true;
-                    let kept: Vec<LogLine> = lines.into_iter().take(outcome.stored).collect();
-                    self.state.live.publish_lines(step_id, kept);
-                } else {
-                    self.state.live.publish_lines(step_id, lines);
-                }
-            }
+        let outcome = match self.state.store.append_logs(step_id, &lines).await {
+            Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(step.id = step_id, error = %error, "storing log lines failed");
+                return Err(format!(
+                    "storing log lines of step `{}` failed: {error}",
+                    batch.step()
+                ));
             }
+        };
+        let capped = self.capped.entry(step_id).or_default();
+        if *capped {
+            // Followers read the rest (the notice) from the store when the step ends.
+            return Ok(());
         }
+        let past_cap = outcome.dropped > 0 || outcome.truncated_now;
+        // Past the cap the store kept a prefix and its notice.
+        *capped = past_cap;
+        if outcome.stored == 0 {
+            // Nothing new: a batch stored before was published then.
+            return Ok(());
+        }
+        if past_cap {
+            let kept: Vec<LogLine> = lines.into_iter().take(outcome.stored).collect();
+            self.state.live.publish_lines(step_id, kept);
+        } else {
+            self.state.live.publish_lines(step_id, lines);
+        }
+        Ok(())
     }
 }
 
@@ -238,21 +260,25 @@ mod tests {
             let mut writer = RunWriter::new(state.clone(), mine.clone());
             writer
                 .step_changed(&report("build", StepStatus::Running))
-                .await;
+                .await
+                .unwrap();
             writer
                 .step_changed(&report("build", StepStatus::Success))
-                .await;
+                .await
+                .unwrap();
             // A late or forged report cannot move the finished step back.
             writer
                 .step_changed(&report("build", StepStatus::Running))
-                .await;
+                .await
+                .unwrap();
             // Names outside this workflow (another build's step) are not written.
             writer
                 .step_changed(&report("deploy", StepStatus::Failure))
-                .await;
+                .await
+                .unwrap();
             let mut batch = gantry_runner::LogBatch::new("deploy", 1);
             batch.push(gantry_runner::OutputStream::Stdout, "injected", 0);
-            writer.logs(&batch).await;
+            writer.logs(&batch).await.unwrap();
 
             let step_of = |target: &RunTarget| target.steps[0].id;
             let mine_now = state

@@ -141,6 +141,32 @@ pub enum Unfinished {
     Retry(String),
 }
 
+/// Why a runner's step update or log batch was not stored.
+#[derive(Debug)]
+pub enum Unstored {
+    /// Refused for good (a step outside the workflow, lines not numbered in order, an
+    /// approval nobody gave): sent again, it would be refused again.
+    Refused(String),
+    /// The store failed: not acknowledged, the message comes again (what was written of
+    /// it stays, and writing it again changes nothing more: statuses move only forward,
+    /// lines are kept once by number).
+    Retry(String),
+}
+
+impl From<String> for Unstored {
+    fn from(message: String) -> Self {
+        Unstored::Refused(message)
+    }
+}
+
+impl From<Unstored> for String {
+    fn from(unstored: Unstored) -> Self {
+        match unstored {
+            Unstored::Refused(message) | Unstored::Retry(message) => message,
+        }
+    }
+}
+
 /// What loading an item found.
 struct Loaded {
     repo: Repo,
@@ -403,18 +429,30 @@ impl Held {
     }
 
     /// Stores a step's new state; refused for a step outside the workflow, or an approval
-    /// step's success without a recorded approval.
+    /// step's success without a recorded approval. A store failure is only logged (the
+    /// message is acknowledged): [`Held::write_step`] returns it.
     pub async fn step_update(
         &mut self,
         state: &AppState,
         update: &StepUpdate,
     ) -> Result<(), String> {
+        acked_anyway(self.write_step(state, update).await)
+    }
+
+    /// Stores a step's new state; refused for a step outside the workflow, or an approval
+    /// step's success without a recorded approval; [`Unstored::Retry`] when the store
+    /// failed.
+    pub async fn write_step(
+        &mut self,
+        state: &AppState,
+        update: &StepUpdate,
+    ) -> Result<(), Unstored> {
         if !self.has_step(&update.step) {
-            return Err(format!(
+            return Err(Unstored::Refused(format!(
                 "step `{}` is not part of assignment {}; nothing was written",
                 update.step,
                 self.id()
-            ));
+            )));
         }
         self.check_approval(state, update).await?;
         let report = StepReport {
@@ -423,19 +461,29 @@ impl Held {
             error: update.error.as_deref().map(|e| self.clean_error(e)),
             ..StepReport::pending(&update.step)
         };
-        self.writer.step_changed(&report).await;
-        Ok(())
+        self.writer
+            .step_changed(&report)
+            .await
+            .map_err(|e| self.retry_message(e))
     }
 
     /// Stores log lines (a line already stored is kept once); refused for a step outside
-    /// the workflow or lines not numbered consecutively.
+    /// the workflow or lines not numbered consecutively. A store failure is only logged
+    /// (the message is acknowledged): [`Held::write_logs`] returns it.
     pub async fn logs(&mut self, logs: &Logs) -> Result<(), String> {
+        acked_anyway(self.write_logs(logs).await)
+    }
+
+    /// Stores log lines (a line already stored is kept once); refused for a step outside
+    /// the workflow or lines not numbered consecutively; [`Unstored::Retry`] when the
+    /// store failed.
+    pub async fn write_logs(&mut self, logs: &Logs) -> Result<(), Unstored> {
         if !self.has_step(&logs.step) {
-            return Err(format!(
+            return Err(Unstored::Refused(format!(
                 "step `{}` is not part of assignment {}; no line was written",
                 logs.step,
                 self.id()
-            ));
+            )));
         }
         logs.check_numbering()?;
         let Some(first) = logs.lines.first() else {
@@ -449,8 +497,19 @@ impl Held {
             };
             batch.push(stream, &self.masker.mask(&line.text), line.elapsed_ms);
         }
-        self.writer.logs(&batch).await;
-        Ok(())
+        self.writer
+            .logs(&batch)
+            .await
+            .map_err(|e| self.retry_message(e))
+    }
+
+    /// A store failure while writing a runner's message: it comes again.
+    fn retry_message(&self, error: String) -> Unstored {
+        Unstored::Retry(format!(
+            "the server could not store a message of assignment {}: {error}; it is not \
+             acknowledged and comes again",
+            self.id()
+        ))
     }
 
     /// Completes the queue item and records how the assignment ended; refused (nothing
@@ -501,8 +560,17 @@ impl Held {
         };
         let steps = self.stored_steps(state).await;
         let (status, error) = worsened(status, error, &steps);
-        finish::finish_workflow(state, &self.target, status, error).await;
-        Ok(())
+        // The item is done: a `done` sent again finds it done by this runner and writes
+        // the statuses again (see above).
+        finish::finish_workflow(state, &self.target, status, error)
+            .await
+            .map_err(|e| {
+                Unfinished::Retry(format!(
+                    "the server completed assignment {} but could not store how it ended: \
+                     {e}; its done is sent again",
+                    self.id()
+                ))
+            })
     }
 
     /// A runner's error message as stored: secrets masked, at most [`MAX_ERROR_BYTES`].
@@ -560,6 +628,15 @@ impl Held {
             update.step,
             self.id()
         ))
+    }
+}
+
+/// A message refused for good is refused; one the store failed to write is acknowledged
+/// all the same (the writer logged the failure).
+fn acked_anyway(written: Result<(), Unstored>) -> Result<(), String> {
+    match written {
+        Err(Unstored::Refused(message)) => Err(message),
+        Ok(()) | Err(Unstored::Retry(_)) => Ok(()),
     }
 }
 
