@@ -32,6 +32,12 @@ pub fn runner_id(data_dir: &Path) -> String {
     format!("server:{host}:{:08x}", digest >> 32)
 }
 
+/// True for the id of a server's built-in runner (see [`runner_id`]); a remote runner's
+/// is `runner:<token id>`.
+pub fn is_built_in_runner(runner_id: &str) -> bool {
+    runner_id.starts_with("server:")
+}
+
 /// The labels the built-in runner offers: `os`, `arch` (Go/Docker names: `amd64`,
 /// `arm64`) and `backend`; a pipeline's `labels:` must be a subset of them.
 pub fn runner_labels(config: &ServerConfig) -> BTreeMap<String, String> {

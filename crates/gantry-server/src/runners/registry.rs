@@ -176,14 +176,18 @@ impl Registry {
         rows
     }
 
-    /// True while a runner is connected, or one left less than `window` ago (its work
-    /// may still need requeueing).
+    /// True while a remote runner is connected, or a runner left less than `window` ago
+    /// (its work may still need requeueing). The built-in runner, always connected, does
+    /// not count: its leases are kept by its heartbeats like any runner's, and work it
+    /// left behind is requeued by the lease keeper's slower rounds.
     pub fn recently_active(&self, window: std::time::Duration) -> bool {
         let left = *self
             .last_left
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.count() > 0 || left.is_some_and(|at| at.elapsed() < window)
+        let remote =
+            (self.lock().values()).any(|r| !crate::run::backend::is_built_in_runner(&r.runner_id));
+        remote || left.is_some_and(|at| at.elapsed() < window)
     }
 }
 
@@ -373,6 +377,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn runner(runner_id: &str) -> ConnectedRunner {
+        ConnectedRunner {
+            runner_id: runner_id.into(),
+            name: "r".into(),
+            labels: Labels::new(),
+            repos: None,
+            capacity: 1,
+            connected_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_remote_runners_keep_the_lease_keeper_busy() {
+        let registry = Registry::default();
+        let window = Duration::from_secs(60);
+        assert!(!registry.recently_active(window));
+        let _built_in = registry.join(runner(&crate::run::backend::runner_id(
+            std::path::Path::new("/tmp"),
+        )));
+        assert!(!registry.recently_active(window), "the built-in runner");
+        let remote = registry.join(runner("runner:7"));
+        assert!(registry.recently_active(window));
+        drop(remote);
+        assert!(registry.recently_active(window), "one left just now");
+        assert!(!registry.recently_active(Duration::ZERO));
     }
 
     #[test]
