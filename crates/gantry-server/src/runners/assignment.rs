@@ -545,19 +545,8 @@ impl Held {
                 )));
             }
         }
-        let (status, error) = match (outcome, &self.stop_reason) {
-            (Outcome::Success, _) => (RunStatus::Success, None),
-            (Outcome::Failure, _) => (RunStatus::Failure, None),
-            (Outcome::Cancelled, Some(reason)) => (RunStatus::Error, Some(reason.clone())),
-            (Outcome::Cancelled, None) => (RunStatus::Killed, None),
-            (Outcome::Error, _) => (
-                RunStatus::Error,
-                Some(error.map_or_else(
-                    || "the run failed on the runner".into(),
-                    |e| self.clean_error(&e),
-                )),
-            ),
-        };
+        let error = error.map(|e| self.clean_error(&e));
+        let (status, error) = reported(outcome, self.stop_reason.as_deref(), error);
         let steps = self.stored_steps(state).await;
         let (status, error) = worsened(status, error, &steps);
         // The item is done: a `done` sent again finds it done by this runner and writes
@@ -631,6 +620,29 @@ impl Held {
     }
 }
 
+/// The workflow's status from the runner's outcome (`error`: its message, cleaned) and
+/// why the server stopped it, if it did: a run the server stopped (a timeout) ends in
+/// `error` with the server's reason, whether the runner reports it cancelled or, as it
+/// does while shutting down, in error for a reason of its own.
+fn reported(
+    outcome: Outcome,
+    stop_reason: Option<&str>,
+    error: Option<String>,
+) -> (RunStatus, Option<String>) {
+    match (outcome, stop_reason) {
+        (Outcome::Success, _) => (RunStatus::Success, None),
+        (Outcome::Failure, _) => (RunStatus::Failure, None),
+        (Outcome::Cancelled | Outcome::Error, Some(reason)) => {
+            (RunStatus::Error, Some(reason.to_string()))
+        }
+        (Outcome::Cancelled, None) => (RunStatus::Killed, None),
+        (Outcome::Error, None) => (
+            RunStatus::Error,
+            Some(error.unwrap_or_else(|| "the run failed on the runner".into())),
+        ),
+    }
+}
+
 /// A message refused for good is refused; one the store failed to write is acknowledged
 /// all the same (the writer logged the failure).
 fn acked_anyway(written: Result<(), Unstored>) -> Result<(), String> {
@@ -688,6 +700,32 @@ fn step_status(state: StepState) -> StepStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_reason_to_stop_a_run_is_kept_over_the_runners() {
+        let timeout = Some("the repository's timeout (1 min) passed");
+        let shut_down = || Some("server shut down".to_string());
+        assert_eq!(
+            reported(Outcome::Error, timeout, shut_down()),
+            (RunStatus::Error, timeout.map(String::from))
+        );
+        assert_eq!(
+            reported(Outcome::Cancelled, timeout, None),
+            (RunStatus::Error, timeout.map(String::from))
+        );
+        assert_eq!(
+            reported(Outcome::Error, None, shut_down()),
+            (RunStatus::Error, shut_down())
+        );
+        assert_eq!(
+            reported(Outcome::Cancelled, None, None),
+            (RunStatus::Killed, None)
+        );
+        assert_eq!(
+            reported(Outcome::Success, timeout, None),
+            (RunStatus::Success, None)
+        );
+    }
 
     #[test]
     fn a_cached_lease_is_due_again_once_events_may_have_been_missed() {
