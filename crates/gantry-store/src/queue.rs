@@ -112,6 +112,10 @@ pub trait QueueStore: Send + Sync {
     /// item is done by it, the same call answers `AlreadyDone` (a retry after an answer
     /// lost past the commit), while any other runner gets `NotHeld`.
     async fn complete_item(&self, item_id: i64, runner_id: &str) -> StoreResult<Completion>;
+    /// The queue item `item_id` if `runner_id` completed it (done, by that runner); None
+    /// otherwise. A lease check that fails on such an item is not a lost lease: the
+    /// runner's `done` was stored and its answer lost.
+    async fn done_item(&self, item_id: i64, runner_id: &str) -> StoreResult<Option<QueueItem>>;
     /// [`complete_item`](QueueStore::complete_item) as a yes/no: true when the item is
     /// done by this runner, now or already; false if it does not hold it.
     async fn complete(&self, item_id: i64, runner_id: &str) -> StoreResult<bool> {

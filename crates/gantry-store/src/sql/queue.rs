@@ -219,6 +219,23 @@ macro_rules! queue_store_impl {
                 })
             }
 
+            async fn done_item(
+                &self,
+                item_id: i64,
+                runner_id: &str,
+            ) -> StoreResult<Option<QueueItem>> {
+                let row = sqlx::query_as::<_, QueueRow>(concat!(
+                    "SELECT ",
+                    queue_columns!(),
+                    " FROM queue_items WHERE id = $1 AND runner_id = $2 AND state = 'done'"
+                ))
+                .bind(item_id)
+                .bind(runner_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(QueueRow::into_item).transpose()
+            }
+
             async fn requeue_expired(
                 &self,
                 now: Millis,
