@@ -194,3 +194,120 @@ async fn a_done_sent_again_after_its_completion_committed_ends_the_workflow_once
     })
     .await;
 }
+
+/// Completes the item as if a `done` had committed with its answer lost; returns the
+/// build, the socket and the assignment.
+async fn completed_without_answer(
+    server: &Server,
+    token: &str,
+    runner: i64,
+) -> (Socket, AssignmentId) {
+    let (mut socket, _) = connect(server, token, vec![]).await;
+    let ServerMessage::Assign(assign) = next(&mut socket).await else {
+        panic!("an assignment")
+    };
+    let id = assign.assignment;
+    acked(&mut socket, &update(id, 1, StepState::Success)).await;
+    let store = &server.state().store;
+    let completed = store
+        .complete_item(id, &format!("runner:{runner}"))
+        .await
+        .unwrap();
+    assert_eq!(completed, gantry_store::Completion::Completed);
+    (socket, id)
+}
+
+fn success(id: AssignmentId, seq: u64) -> RunnerMessage {
+    RunnerMessage::Done(Done {
+        assignment: id,
+        seq,
+        outcome: Outcome::Success,
+        error: None,
+    })
+}
+
+#[tokio::test]
+async fn a_heartbeat_after_a_completion_whose_answer_was_lost_keeps_the_assignment() {
+    within("heartbeat after a lost done answer", async {
+        let (server, _dir) = start().await;
+        let (build_id, _) = queue_build(&server, PIPELINE).await;
+        let (runner, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut socket, id) = completed_without_answer(&server, &token_a, runner).await;
+        // The cached lease is due: the heartbeat checks it in the store, where the item
+        // is done by this runner. No cancel comes: the next frame is the done's ack.
+        tokio::time::sleep(Duration::from_millis(DEFAULT_LEASE_MS / 4 + 300)).await;
+        send(&mut socket, &RunnerMessage::Heartbeat).await;
+        acked(&mut socket, &success(id, 2)).await;
+        let detail = server
+            .state()
+            .store
+            .build_by_id(build_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(detail.build.status, RunStatus::Success);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_resume_after_a_completion_whose_answer_was_lost_takes_the_done_again() {
+    within("resume after a lost done answer", async {
+        let (server, _dir) = start().await;
+        let (build_id, _) = queue_build(&server, PIPELINE).await;
+        let (runner, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (socket, id) = completed_without_answer(&server, &token_a, runner).await;
+        drop(socket);
+        let (mut socket, welcome) = connect(&server, &token_a, vec![id]).await;
+        assert_eq!(welcome.resumed, vec![id]);
+        assert!(welcome.dropped.is_empty(), "{:?}", welcome.dropped);
+        acked(&mut socket, &success(id, 2)).await;
+        let detail = server
+            .state()
+            .store
+            .build_by_id(build_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(detail.build.status, RunStatus::Success);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_refused_for_good_names_no_assignment_and_the_work_goes_on() {
+    within("refusal for good", async {
+        let (server, _dir) = start().await;
+        let (build_id, _) = queue_build(&server, PIPELINE).await;
+        let (_, token_a) = token(&server, "a", TokenRole::Runner).await;
+        let (mut socket, _) = connect(&server, &token_a, vec![]).await;
+        let ServerMessage::Assign(assign) = next(&mut socket).await else {
+            panic!("an assignment")
+        };
+        let id = assign.assignment;
+        // A step outside the workflow: refused, without the assignment (a runner stops
+        // the work an error names).
+        send(&mut socket, &logs(id, 1, "deploy", &["elsewhere"])).await;
+        match next(&mut socket).await {
+            ServerMessage::Error(error) => {
+                assert_eq!(error.assignment, None);
+                assert!(error.message.contains("deploy"), "{}", error.message);
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        acked(&mut socket, &update(id, 2, StepState::Success)).await;
+        acked(&mut socket, &success(id, 3)).await;
+        let detail = server
+            .state()
+            .store
+            .build_by_id(build_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(detail.build.status, RunStatus::Success);
+        server.shutdown().await;
+    })
+    .await;
+}

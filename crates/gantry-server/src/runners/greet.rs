@@ -54,7 +54,14 @@ pub(super) async fn greet(
         }
     };
     let mut session = Session::new(state.clone(), credential.clone(), runner, out.clone());
-    let (resumed, dropped) = session.resume(&hello.resume).await;
+    let (resumed, dropped) = match session.resume(&hello.resume).await {
+        Ok(taken) => taken,
+        Err(error) => {
+            // Closed without a welcome: the runner keeps its work and connects again.
+            tracing::warn!(runner.id = %credential.runner_id, error = %error, "a runner's resume failed; closing its connection so that it connects again");
+            return None;
+        }
+    };
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
         runner_id: credential.runner_id.clone(),

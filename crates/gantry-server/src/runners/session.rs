@@ -2,8 +2,9 @@
 //! the socket closes. The runner's work outlives the connection: its leases run on, and
 //! a reconnect within them resumes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt as _, Stream};
@@ -27,8 +28,10 @@ use crate::state::AppState;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often timeouts and a silent runner are checked.
 const TICK: Duration = Duration::from_secs(1);
-/// Messages waiting for the socket before the session waits for it.
-const OUTBOX: usize = 64;
+/// Messages waiting for the socket. The session never waits for room (it would stop
+/// reading the runner, which may itself wait for the session to read): a runner that
+/// leaves this many unread is disconnected.
+const OUTBOX: usize = 1024;
 /// Heartbeats closer together than this are taken (the runner is alive) but check and
 /// write nothing: a runner sending them in a loop costs the store nothing.
 const HEARTBEAT_CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -77,6 +80,8 @@ pub async fn run(
         }
         None => tracing::info!(runner.id = %runner_id, "runner refused"),
     }
+    // Closed both ways: a runner waiting to send is released even if it reads nothing.
+    drop(stream);
     drop(out);
     let _ = sending.await;
 }
@@ -101,6 +106,12 @@ pub(super) struct Session {
     /// A message came out of order: the connection closes, and the runner's reconnect
     /// sends again, in order, every message not acknowledged.
     out_of_order: bool,
+    /// Assignments whose item this runner already completed (its `done` was stored and
+    /// the answer lost): no lease is checked for them; the `done` sent again finishes them.
+    done_stored: HashSet<AssignmentId>,
+    /// The outbox was full (the runner does not read what it is sent): the connection
+    /// closes.
+    not_reading: AtomicBool,
 }
 
 impl Session {
@@ -122,6 +133,8 @@ impl Session {
             token_checked: Instant::now(),
             revoked: false,
             out_of_order: false,
+            not_reading: AtomicBool::new(false),
+            done_stored: HashSet::new(),
         }
     }
 
@@ -133,10 +146,16 @@ impl Session {
     pub(super) async fn resume(
         &mut self,
         ids: &[AssignmentId],
-    ) -> (Vec<AssignmentId>, Vec<Dropped>) {
+    ) -> Result<(Vec<AssignmentId>, Vec<Dropped>), String> {
         let (mut resumed, mut dropped) = (Vec::new(), Vec::new());
         for &id in ids.iter().take(self.runner.capacity.max(1) * 4) {
-            let claimed = self.state.store.claimed_item(id, self.runner_id()).await;
+            let mut claimed = self.state.store.claimed_item(id, self.runner_id()).await;
+            let mut done = false;
+            if let Ok(None) = claimed {
+                // Completed by this runner, the answer lost: its `done` comes again.
+                claimed = self.state.store.done_item(id, self.runner_id()).await;
+                done = matches!(claimed, Ok(Some(_)));
+            }
             let outcome = match claimed {
                 Ok(Some(item)) => assignment::resume(&self.state, self.runner_id(), item).await,
                 Ok(None) => Err(
@@ -144,9 +163,19 @@ impl Session {
                                  was cancelled)"
                         .to_string(),
                 ),
-                Err(error) => Err(format!("the server could not read it: {error}")),
+                // Not known to be lost: the runner must not drop it; it connects again.
+                Err(error) => {
+                    return Err(format!(
+                        "the server could not read assignment {id}: {error}"
+                    ));
+                }
             };
             match outcome {
+                Ok(held) if done => {
+                    self.held.insert(id, held);
+                    self.done_stored.insert(id);
+                    resumed.push(id);
+                }
                 Ok(mut held) => {
                     let (written, epoch) = (Instant::now(), assignment::reclaims());
                     let extended = (self.state.store)
@@ -183,7 +212,7 @@ impl Session {
                 }),
             }
         }
-        (resumed, dropped)
+        Ok((resumed, dropped))
     }
 
     async fn serve(&mut self, stream: &mut Incoming) {
@@ -230,14 +259,22 @@ impl Session {
                     }
                 }
             }
+            if self.not_reading.load(Ordering::Relaxed) {
+                tracing::warn!(runner.id = %self.runner_id(), "a runner left {OUTBOX} server messages unread; closing its connection");
+                return;
+            }
             if self.held.len() < held_before {
                 next_poll = Instant::now();
             }
         }
     }
 
+    /// Queues a message for the runner without waiting: a full outbox closes the
+    /// connection (see [`OUTBOX`]).
     async fn send(&self, message: ServerMessage) {
-        let _ = self.out.send(message).await;
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.out.try_send(message) {
+            self.not_reading.store(true, Ordering::Relaxed);
+        }
     }
 
     async fn error(&self, assignment: Option<AssignmentId>, message: String) {
@@ -369,11 +406,13 @@ impl Session {
         // answers a completion committed earlier, whose answer was lost, as already done).
         let is_done = matches!(message, RunnerMessage::Done(_));
         if !is_done && !self.still_holds(id).await {
+            self.unacked_refusal(id, seq);
             return;
         }
         let result = match &message {
             RunnerMessage::Done(done) => match self.held.remove(&id) {
                 Some(held) => {
+                    self.done_stored.remove(&id);
                     let finished = held.finish(&self.state, done.outcome, done.error.clone());
                     match finished.await {
                         Ok(()) => {
@@ -383,7 +422,9 @@ impl Session {
                         Err(Unfinished::NotHeld(message)) => Err(message),
                         Err(Unfinished::Retry(message)) => {
                             // Still the runner's: its `done`, not acknowledged, comes again.
+                            self.completed_here(id).await;
                             self.held.insert(id, held);
+                            self.unacked_refusal(id, seq);
                             return self.error(None, message).await;
                         }
                     }
@@ -407,13 +448,27 @@ impl Session {
             }
             Err(message) => {
                 // Refused for good (sent again, it would be refused again): the next
-                // message follows it.
+                // message follows it. Sent without the assignment: the runner keeps the
+                // work (an error naming an assignment makes it stop and drop it) and a
+                // later cumulative ack covers the refused message.
                 if let Some(held) = self.held.get_mut(&id) {
                     held.applied = seq;
                     held.applied_known = true;
                 }
-                self.error(Some(id), message).await;
+                self.error(None, message).await;
             }
+        }
+    }
+
+    /// A message of a held assignment refused without an ack (it comes again): when the
+    /// count of stored messages is not known yet (right after a resume), it is set to just
+    /// before this one, so that no later message's cumulative ack covers it unstored.
+    fn unacked_refusal(&mut self, id: AssignmentId, seq: u64) {
+        if let Some(held) = self.held.get_mut(&id)
+            && !held.applied_known
+        {
+            held.applied = seq.saturating_sub(1);
+            held.applied_known = true;
         }
     }
 
@@ -447,7 +502,7 @@ impl Session {
         let Some(held) = self.held.get(&id) else {
             return false;
         };
-        if !held.lease_due() {
+        if !held.lease_due() || self.done_stored.contains(&id) {
             return true;
         }
         let (written, epoch) = (Instant::now(), assignment::reclaims());
@@ -463,16 +518,18 @@ impl Session {
                 }
                 true
             }
-            Ok(false) => {
-                self.held.remove(&id);
-                let text = format!(
-                    "assignment {id} is no longer held by this runner ({}): its lease ended \
-                     or the build was cancelled; nothing was written",
-                    self.credential.runner_id
-                );
-                self.error(Some(id), text).await;
-                false
-            }
+            Ok(false) => match self.completed_here(id).await {
+                Some(true) => true,
+                Some(false) => self.lost(id).await,
+                None => {
+                    let text = format!(
+                        "the server could not check that this runner still holds assignment \
+                         {id}; the message was not stored"
+                    );
+                    self.error(None, text).await;
+                    false
+                }
+            },
             Err(error) => {
                 tracing::warn!(error = %error, "extending a lease failed");
                 // A lease this server wrote still runs: nobody else can hold the item.
@@ -569,7 +626,7 @@ impl Session {
         let until = now_ms() + LEASE_MS;
         let mut lost = Vec::new();
         let due: Vec<AssignmentId> = (self.held.values())
-            .filter(|held| held.lease_due())
+            .filter(|held| held.lease_due() && !self.done_stored.contains(&held.id()))
             .map(Held::id)
             .collect();
         for id in due {
@@ -584,7 +641,11 @@ impl Session {
                         held.lease_written(written, epoch);
                     }
                 }
-                Ok(false) => lost.push(id),
+                Ok(false) => {
+                    if self.completed_here(id).await == Some(false) {
+                        lost.push(id);
+                    }
+                }
                 Err(error) => tracing::warn!(error = %error, "extending a lease failed"),
             }
         }
@@ -598,6 +659,35 @@ impl Session {
                 reason: Some(reason),
             }))
             .await;
+        }
+    }
+
+    /// Drops an assignment whose lease this runner lost and says so; false.
+    async fn lost(&mut self, id: AssignmentId) -> bool {
+        self.held.remove(&id);
+        let text = format!(
+            "assignment {id} is no longer held by this runner ({}): its lease ended \
+             or the build was cancelled; nothing was written",
+            self.credential.runner_id
+        );
+        self.error(Some(id), text).await;
+        false
+    }
+
+    /// Whether this runner already completed the item (its `done` was stored and the
+    /// answer lost): such an item is kept, without lease checks, for the `done` sent
+    /// again. None when the store could not say.
+    async fn completed_here(&mut self, id: AssignmentId) -> Option<bool> {
+        match self.state.store.done_item(id, self.runner_id()).await {
+            Ok(Some(_)) => {
+                self.done_stored.insert(id);
+                Some(true)
+            }
+            Ok(None) => Some(false),
+            Err(error) => {
+                tracing::warn!(error = %error, "reading a queue item failed");
+                None
+            }
         }
     }
 
