@@ -429,17 +429,6 @@ impl Held {
     }
 
     /// Stores a step's new state; refused for a step outside the workflow, or an approval
-    /// step's success without a recorded approval. A store failure is only logged (the
-    /// message is acknowledged): [`Held::write_step`] returns it.
-    pub async fn step_update(
-        &mut self,
-        state: &AppState,
-        update: &StepUpdate,
-    ) -> Result<(), String> {
-        acked_anyway(self.write_step(state, update).await)
-    }
-
-    /// Stores a step's new state; refused for a step outside the workflow, or an approval
     /// step's success without a recorded approval; [`Unstored::Retry`] when the store
     /// failed.
     pub async fn write_step(
@@ -465,13 +454,6 @@ impl Held {
             .step_changed(&report)
             .await
             .map_err(|e| self.retry_message(e))
-    }
-
-    /// Stores log lines (a line already stored is kept once); refused for a step outside
-    /// the workflow or lines not numbered consecutively. A store failure is only logged
-    /// (the message is acknowledged): [`Held::write_logs`] returns it.
-    pub async fn logs(&mut self, logs: &Logs) -> Result<(), String> {
-        acked_anyway(self.write_logs(logs).await)
     }
 
     /// Stores log lines (a line already stored is kept once); refused for a step outside
@@ -640,15 +622,6 @@ fn reported(
             RunStatus::Error,
             Some(error.unwrap_or_else(|| "the run failed on the runner".into())),
         ),
-    }
-}
-
-/// A message refused for good is refused; one the store failed to write is acknowledged
-/// all the same (the writer logged the failure).
-fn acked_anyway(written: Result<(), Unstored>) -> Result<(), String> {
-    match written {
-        Err(Unstored::Refused(message)) => Err(message),
-        Ok(()) | Err(Unstored::Retry(_)) => Ok(()),
     }
 }
 

@@ -16,7 +16,7 @@ use gantry_store::{RunStatus, now_ms};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::assignment::{self, Held, Unfinished};
+use super::assignment::{self, Held, Unfinished, Unstored};
 use super::greet::{self, next_text};
 use super::hello::{self, RunnerInfo};
 use super::registry::ConnectedRunner;
@@ -419,7 +419,7 @@ impl Session {
                             tracing::info!(runner.id = %self.runner_id(), assignment = id, outcome = ?done.outcome, "assignment done");
                             Ok(())
                         }
-                        Err(Unfinished::NotHeld(message)) => Err(message),
+                        Err(Unfinished::NotHeld(message)) => Err(Unstored::Refused(message)),
                         Err(Unfinished::Retry(message)) => {
                             // Still the runner's: its `done`, not acknowledged, comes again.
                             self.completed_here(id).await;
@@ -446,7 +446,12 @@ impl Session {
                 }))
                 .await;
             }
-            Err(message) => {
+            Err(Unstored::Retry(message)) => {
+                // The store failed: not acknowledged, the message comes again.
+                self.unacked_refusal(id, seq);
+                self.error(None, message).await;
+            }
+            Err(Unstored::Refused(message)) => {
                 // Refused for good (sent again, it would be refused again): the next
                 // message follows it. Sent without the assignment: the runner keeps the
                 // work (an error naming an assignment makes it stop and drop it) and a
@@ -477,19 +482,19 @@ impl Session {
         &mut self,
         id: AssignmentId,
         message: &RunnerMessage,
-    ) -> Result<(), String> {
+    ) -> Result<(), Unstored> {
         let Some(held) = self.held.get_mut(&id) else {
             return Ok(());
         };
         match message {
             RunnerMessage::StepUpdate(update) => {
-                held.step_update(&self.state, update).await?;
+                held.write_step(&self.state, update).await?;
                 if update.state == StepState::Blocked {
                     self.wait_for_decision(id, &update.step);
                 }
                 Ok(())
             }
-            RunnerMessage::Logs(logs) => held.logs(logs).await,
+            RunnerMessage::Logs(logs) => held.write_logs(logs).await,
             _ => Ok(()),
         }
     }
