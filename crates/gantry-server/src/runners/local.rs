@@ -39,6 +39,10 @@ use crate::state::AppState;
 
 /// How long to wait before trying an unreachable backend again.
 const BACKEND_RETRY: Duration = Duration::from_secs(5);
+/// The first pause before the built-in runner starts again after it stopped on its own;
+/// it doubles up to [`MAX_RESTART`].
+const FIRST_RESTART: Duration = Duration::from_secs(1);
+const MAX_RESTART: Duration = Duration::from_secs(60);
 
 /// Whether the built-in runner runs, and when it stopped.
 #[derive(Debug, Clone, Default)]
@@ -88,10 +92,33 @@ pub fn spawn(state: AppState) {
             stopped_message: "the server shut down while the build ran; restart the build".into(),
             notices: Notices::Tracing,
         };
-        if let Err(error) = gantry_agent::serve(setup, state.shutdown.clone()).await {
-            tracing::error!(error = %format!("{error:#}"), "the built-in runner stopped");
-        }
+        supervise(&state, setup).await;
     });
+}
+
+/// Runs the agent until the server shuts down, starting it again (after a growing pause)
+/// whenever it stops on its own: a fatal error or a panic must not leave builds queued
+/// for good.
+async fn supervise(state: &AppState, setup: RunnerSetup) {
+    let mut pause = FIRST_RESTART;
+    loop {
+        let run = tokio::spawn(gantry_agent::serve(setup.clone(), state.shutdown.clone()));
+        let why = match run.await {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => format!("{error:#}"),
+            Err(error) => format!("it panicked: {error}"),
+        };
+        if state.shutdown.is_cancelled() {
+            tracing::error!(error = %why, "the built-in runner stopped");
+            return;
+        }
+        tracing::error!(error = %why, restart_in_ms = pause.as_millis(), "the built-in runner stopped; builds for it stay queued until it starts again");
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        pause = (pause * 2).min(MAX_RESTART);
+    }
 }
 
 /// Opens the backend, retrying while it is unreachable (a Docker engine that starts
