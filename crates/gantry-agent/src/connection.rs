@@ -10,14 +10,15 @@ use std::future::poll_fn;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use gantry_proto::{
-    AssignmentId, Hello, PROTOCOL_VERSION, RunnerMessage, ServerMessage, decode_server, encode,
+    Assign, AssignmentId, Hello, PROTOCOL_VERSION, RunnerMessage, ServerMessage, decode_server,
+    encode,
 };
 use gantry_runner::ApprovalDecision;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::job::{self, Decisions, JobEvent};
+use super::job::{self, Decisions, JobEvent, Tagged};
 use super::{ConnectError, Link, RunnerSetup};
 
 type Socket = Link;
@@ -42,6 +43,8 @@ const MAX_UNACKED_BYTES: usize = 64 * 1024 * 1024;
 /// An assignment this runner holds, and its messages not yet acknowledged.
 struct Job {
     next_seq: u64,
+    /// Tells its events from those of an earlier run of the same assignment.
+    generation: u64,
     /// Lines an earlier attempt stored, by step (this attempt numbers after them).
     log_offsets: BTreeMap<String, u64>,
     unacked: VecDeque<RunnerMessage>,
@@ -67,8 +70,15 @@ struct Runner {
     setup: RunnerSetup,
     jobs: HashMap<AssignmentId, Job>,
     decisions: Decisions,
-    events_tx: mpsc::Sender<(AssignmentId, JobEvent)>,
-    events: mpsc::Receiver<(AssignmentId, JobEvent)>,
+    events_tx: mpsc::Sender<Tagged>,
+    events: mpsc::Receiver<Tagged>,
+    /// The last job generation given out.
+    generations: u64,
+    /// Assignments given again while this runner still ran them: each starts once the
+    /// old job (of that generation) has stopped.
+    waiting: HashMap<AssignmentId, (u64, Box<Assign>)>,
+    /// A welcome came on the current connection (the reconnect pause starts over).
+    welcomed: bool,
     /// Cancelled when the runner should stop.
     stop: CancellationToken,
     /// Stopping: running work was cancelled; no new work is taken.
@@ -84,6 +94,9 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
         decisions: Decisions::default(),
         events_tx,
         events,
+        generations: 0,
+        waiting: HashMap::new(),
+        welcomed: false,
         stop,
         stopping: false,
     };
@@ -97,6 +110,9 @@ pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Resul
             Ended::Stopped => return Ok(()),
             Ended::Fatal(error) => return Err(error),
             Ended::Lost(why) => {
+                if std::mem::take(&mut runner.welcomed) {
+                    pause = FIRST_PAUSE;
+                }
                 say!(
                     runner.setup,
                     "{why}; reconnecting in {} ms",
@@ -130,7 +146,7 @@ impl Runner {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return,
-                Some((id, event)) = self.events.recv() => { self.record(id, event); }
+                Some((id, generation, event)) = self.events.recv() => { self.record(id, generation, event); }
                 () = self.stop.cancelled(), if !self.stopping => { self.begin_stop(); }
             }
         }
@@ -139,6 +155,8 @@ impl Runner {
     /// Cancels every job (their reports still go to the server); takes no new work.
     fn begin_stop(&mut self) -> Vec<RunnerMessage> {
         self.stopping = true;
+        // Not started: their leases run out and they go back to the queue.
+        self.waiting.clear();
         for job in self.jobs.values() {
             job.cancel.cancel();
         }
@@ -147,10 +165,24 @@ impl Runner {
 
     /// Numbers a job's event and keeps it until acknowledged; returns what to send (with
     /// the notice of log lines not kept before it, or nothing when its lines are not kept).
-    fn record(&mut self, id: AssignmentId, event: JobEvent) -> Vec<RunnerMessage> {
+    fn record(&mut self, id: AssignmentId, generation: u64, event: JobEvent) -> Vec<RunnerMessage> {
+        if matches!(event, JobEvent::Finished(_))
+            && self
+                .waiting
+                .get(&id)
+                .is_some_and(|(old, _)| *old == generation)
+            && let Some((_, assign)) = self.waiting.remove(&id)
+        {
+            self.start(assign);
+            return Vec::new();
+        }
         let stopping = self.stopping.then(|| self.setup.stopped_message.clone());
         let buffered = self.jobs.values().map(|job| job.spill.bytes).sum();
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self
+            .jobs
+            .get_mut(&id)
+            .filter(|job| job.generation == generation)
+        else {
             return Vec::new();
         };
         let Some(mut message) = job::message(id, job.next_seq, event, &job.log_offsets) else {
@@ -188,7 +220,7 @@ impl Runner {
                     None => return Ended::Lost("the server closed the connection".into()),
                     Some(Err(error)) => return Ended::Lost(error),
                 },
-                Some((id, event)) = self.events.recv() => self.record(id, event).into_iter().collect(),
+                Some((id, generation, event)) = self.events.recv() => self.record(id, generation, event),
                 _ = tick.tick() => self.heartbeat(),
                 () = self.stop.cancelled(), if !self.stopping => self.begin_stop(),
             };
@@ -234,6 +266,7 @@ impl Runner {
                 Err(error) => return Err(Ended::Fatal(anyhow!("{error}"))),
             }
         };
+        self.welcomed = true;
         for dropped in &welcome.dropped {
             say!(
                 self.setup,
@@ -295,6 +328,37 @@ impl Runner {
         }
     }
 
+    /// Starts a job for an assignment.
+    fn start(&mut self, assign: Box<Assign>) {
+        let id = assign.assignment;
+        say!(
+            self.setup,
+            "running {} #{} `{}` (assignment {id})",
+            assign.workflow.repo,
+            assign.workflow.build_number,
+            assign.workflow.name
+        );
+        self.generations += 1;
+        let log_offsets = assign.log_offsets.clone();
+        let cancel = job::spawn(
+            &self.setup,
+            *assign,
+            self.generations,
+            self.events_tx.clone(),
+            self.decisions.clone(),
+        );
+        let job = Job {
+            next_seq: 1,
+            generation: self.generations,
+            log_offsets,
+            unacked: VecDeque::new(),
+            cancel,
+            done_sent: None,
+            spill: Spill::default(),
+        };
+        self.jobs.insert(id, job);
+    }
+
     fn heartbeat(&mut self) -> Vec<RunnerMessage> {
         let mut out = vec![RunnerMessage::Heartbeat];
         for job in self.jobs.values_mut() {
@@ -324,29 +388,21 @@ impl Runner {
             }
             ServerMessage::Assign(assign) => {
                 let id = assign.assignment;
-                say!(
-                    self.setup,
-                    "running {} #{} `{}` (assignment {id})",
-                    assign.workflow.repo,
-                    assign.workflow.build_number,
-                    assign.workflow.name
-                );
-                let log_offsets = assign.log_offsets.clone();
-                let cancel = job::spawn(
-                    &self.setup,
-                    *assign,
-                    self.events_tx.clone(),
-                    self.decisions.clone(),
-                );
-                let job = Job {
-                    next_seq: 1,
-                    log_offsets,
-                    unacked: VecDeque::new(),
-                    cancel,
-                    done_sent: None,
-                    spill: Spill::default(),
-                };
-                self.jobs.insert(id, job);
+                if let Some(old) = self.jobs.remove(&id) {
+                    // Given again (its lease lapsed and this runner claimed it anew): the
+                    // old run stops and its reports are dropped; the new one starts once
+                    // it has stopped.
+                    say!(
+                        self.setup,
+                        "assignment {id} was given again; stopping its earlier run first"
+                    );
+                    old.cancel.cancel();
+                    self.waiting.insert(id, (old.generation, assign));
+                } else if let Some((_, waiting)) = self.waiting.get_mut(&id) {
+                    *waiting = assign;
+                } else {
+                    self.start(assign);
+                }
             }
             ServerMessage::Ack(ack) => self.acknowledged(ack.assignment, ack.seq),
             ServerMessage::Cancel(cancel) => {
@@ -415,6 +471,7 @@ impl Runner {
         });
         let job = Job {
             next_seq: 2,
+            generation: 0,
             log_offsets: BTreeMap::new(),
             unacked: VecDeque::from([done.clone()]),
             cancel: CancellationToken::new(),
@@ -626,6 +683,9 @@ mod tests {
             decisions: Decisions::default(),
             events_tx,
             events,
+            generations: 0,
+            waiting: HashMap::new(),
+            welcomed: false,
             stop: CancellationToken::new(),
             stopping: false,
         }
@@ -671,6 +731,7 @@ mod tests {
     fn job() -> Job {
         Job {
             next_seq: 1,
+            generation: 1,
             log_offsets: BTreeMap::new(),
             unacked: VecDeque::new(),
             cancel: CancellationToken::new(),

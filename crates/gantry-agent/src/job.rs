@@ -73,11 +73,18 @@ impl Approver for RemoteApprover {
     }
 }
 
-/// Starts the assignment; its events arrive on `events`, tagged with its id.
+/// A job's event, tagged with its assignment and the job's generation (an assignment
+/// given again to this runner runs as a new job; the old one's late events are told
+/// apart).
+pub type Tagged = (AssignmentId, u64, JobEvent);
+
+/// Starts the assignment; its events arrive on `events`, tagged with its id and
+/// `generation`.
 pub fn spawn(
     setup: &RunnerSetup,
     assign: Assign,
-    events: mpsc::Sender<(AssignmentId, JobEvent)>,
+    generation: u64,
+    events: mpsc::Sender<Tagged>,
     decisions: Decisions,
 ) -> CancellationToken {
     let cancel = CancellationToken::new();
@@ -98,7 +105,11 @@ pub fn spawn(
             let events = events.clone();
             tokio::spawn(async move {
                 while let Some(event) = rx.recv().await {
-                    if events.send((id, JobEvent::Run(event))).await.is_err() {
+                    if events
+                        .send((id, generation, JobEvent::Run(event)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -107,7 +118,9 @@ pub fn spawn(
         let key = WorkflowId(assign.workflow.key.clone());
         let outcome = runtime.run(&key, &assign.plan, tx, token).await;
         let _ = forward.await;
-        let _ = events.send((id, JobEvent::Finished(outcome))).await;
+        let _ = events
+            .send((id, generation, JobEvent::Finished(outcome)))
+            .await;
     });
     cancel
 }
