@@ -128,3 +128,59 @@ async fn lines_sent_again_after_a_reconnect_are_published_once() {
     })
     .await;
 }
+
+/// Sends `message`, which the store fails to write: refused without an ack.
+async fn not_acked(socket: &mut Socket, message: &RunnerMessage, cause: &str) {
+    send(socket, message).await;
+    match next(socket).await {
+        ServerMessage::Error(error) => {
+            assert_eq!(error.assignment, None, "the runner keeps the assignment");
+            assert!(error.message.contains(cause), "{}", error.message);
+        }
+        other => panic!("expected a refusal without ack, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_step_update_or_log_batch_the_store_failed_to_write_is_not_acknowledged_and_stored_when_sent_again()
+ {
+    within("updates and lines after failed writes", async {
+        let (server, dir) = start().await;
+        let (build_id, step_id) = queue_build(&server, PIPELINE).await;
+        let (mut socket, _, id) = assigned(&server).await;
+        let mut db = database(&dir).await;
+        acked(&mut socket, &update(id, 1, StepState::Running)).await;
+
+        execute(
+            &mut db,
+            "CREATE TRIGGER fail_lines BEFORE INSERT ON log_chunks \
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .await;
+        let batch = logs(id, 2, "build", &["one", "two"]);
+        not_acked(&mut socket, &batch, "disk full").await;
+        execute(&mut db, "DROP TRIGGER fail_lines").await;
+        acked(&mut socket, &batch).await;
+
+        execute(
+            &mut db,
+            "CREATE TRIGGER fail_step BEFORE UPDATE OF status ON steps \
+             WHEN NEW.status = 'success' BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .await;
+        not_acked(&mut socket, &update(id, 3, StepState::Success), "disk full").await;
+        execute(&mut db, "DROP TRIGGER fail_step").await;
+        acked(&mut socket, &update(id, 3, StepState::Success)).await;
+        acked(&mut socket, &done(id, 4)).await;
+
+        let store = &server.state().store;
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert_eq!(detail.workflows[0].steps[0].status, RunStatus::Success);
+        assert_eq!(detail.build.status, RunStatus::Success);
+        let lines = store.read_logs(step_id, None, 0).await.unwrap();
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["one", "two"]);
+        server.shutdown().await;
+    })
+    .await;
+}
