@@ -728,6 +728,78 @@ mod tests {
         assert_eq!(heard, count);
     }
 
+    /// An assignment given again while its earlier run goes: the earlier run stops, its
+    /// reports are dropped, and the new run starts (as a new job) once it has stopped.
+    #[tokio::test]
+    async fn an_assignment_given_again_stops_its_earlier_run_first() {
+        let mut runner = runner();
+        let yaml = "clone:\n  disable: true\nsteps:\n  - name: wait\n    image: busybox\n    commands: [sleep 30]\n";
+        let ctx = gantry_pipeline::CompileContext::default();
+        let plan = gantry_pipeline::compile(".gantry.yml", yaml, &ctx)
+            .expect("the pipeline compiles")
+            .plans
+            .remove(0);
+        let assign = encode(&ServerMessage::Assign(Box::new(Assign {
+            assignment: 7,
+            workflow: gantry_proto::WorkflowInfo {
+                repo: "o/r".into(),
+                build_number: 1,
+                name: "default".into(),
+                key: format!("agent-given-again-{}", std::process::id()),
+            },
+            plan,
+            secrets: Default::default(),
+            lease_ms: 10_000,
+            log_offsets: BTreeMap::new(),
+        })));
+        let within = Duration::from_secs(30);
+        runner.on_server(&assign).ok().unwrap();
+        // The first run's step starts.
+        loop {
+            let (id, generation, event) = tokio::time::timeout(within, runner.events.recv())
+                .await
+                .expect("an event")
+                .expect("the channel is open");
+            let sent = runner.record(id, generation, event);
+            if sent
+                .iter()
+                .any(|m| matches!(m, RunnerMessage::StepUpdate(u) if u.state == StepState::Running))
+            {
+                break;
+            }
+        }
+        runner.on_server(&assign).ok().unwrap();
+        assert!(runner.waiting.contains_key(&7));
+        assert!(!runner.jobs.contains_key(&7));
+        // The first run's late reports are dropped; the second run starts as job 2.
+        loop {
+            let (id, generation, event) = tokio::time::timeout(within, runner.events.recv())
+                .await
+                .expect("an event")
+                .expect("the channel is open");
+            let sent = runner.record(id, generation, event);
+            if generation == 1 {
+                assert!(sent.is_empty(), "{sent:?}");
+            }
+            if runner.jobs.get(&7).is_some_and(|job| job.generation == 2) {
+                break;
+            }
+        }
+        assert!(runner.waiting.is_empty());
+        assert_eq!(runner.jobs[&7].next_seq, 1);
+        // Stopped and cleaned up before the test ends.
+        runner.jobs[&7].cancel.cancel();
+        loop {
+            let (_, generation, event) = tokio::time::timeout(within, runner.events.recv())
+                .await
+                .expect("an event")
+                .expect("the channel is open");
+            if generation == 2 && matches!(event, JobEvent::Finished(_)) {
+                break;
+            }
+        }
+    }
+
     fn job() -> Job {
         Job {
             next_seq: 1,
