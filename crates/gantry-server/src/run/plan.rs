@@ -36,6 +36,23 @@ pub struct PreparedRun {
     pub secrets: BTreeMap<String, String>,
 }
 
+/// Why a plan could not be prepared.
+#[derive(Debug)]
+pub enum Unprepared {
+    /// The stored plan cannot run: preparing it again fails again.
+    Unusable(String),
+    /// The store failed (reading the secrets): preparing it again may succeed.
+    Store(String),
+}
+
+impl From<Unprepared> for String {
+    fn from(unprepared: Unprepared) -> Self {
+        match unprepared {
+            Unprepared::Unusable(message) | Unprepared::Store(message) => message,
+        }
+    }
+}
+
 /// Reads and checks the stored plan, points its clone step at the configured image and
 /// gives it credentials for a private repository (never to a fork's pull request unless
 /// an admin trusts the repository).
@@ -43,16 +60,20 @@ pub async fn prepare(
     state: &AppState,
     repo: &Repo,
     workflow: &Workflow,
-) -> Result<PreparedRun, String> {
+) -> Result<PreparedRun, Unprepared> {
     let mut plan: Plan = serde_json::from_str(&workflow.plan).map_err(|e| {
-        format!(
+        Unprepared::Unusable(format!(
             "the stored plan of workflow `{}` cannot be read ({e}); restart the build to \
              compile it again",
             workflow.name
-        )
+        ))
     })?;
-    plan.validate()
-        .map_err(|e| format!("the plan of workflow `{}` is unusable: {e}", workflow.name))?;
+    plan.validate().map_err(|e| {
+        Unprepared::Unusable(format!(
+            "the plan of workflow `{}` is unusable: {e}",
+            workflow.name
+        ))
+    })?;
     let mut names = plan.secret_names();
     if gets_clone_credentials(repo.private, repo.trusted, &plan) {
         names.extend(
@@ -68,7 +89,7 @@ pub async fn prepare(
         .store
         .secret_values(repo.id, &names)
         .await
-        .map_err(|e| format!("reading the repository's secrets failed: {e}"))?;
+        .map_err(|e| Unprepared::Store(format!("reading the repository's secrets failed: {e}")))?;
     let secrets: BTreeMap<String, String> = values
         .into_iter()
         .map(|(name, value)| (name, value.expose().to_string()))

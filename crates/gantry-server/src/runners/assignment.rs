@@ -167,6 +167,39 @@ impl From<Unstored> for String {
     }
 }
 
+/// Why an assignment was not resumed.
+#[derive(Debug)]
+pub enum Unresumable {
+    /// Gone for good (its build or repository deleted, its plan unusable): the runner is
+    /// told to drop it.
+    Dropped(String),
+    /// The store failed: the runner keeps it and connects again.
+    Store(String),
+}
+
+impl From<&str> for Unresumable {
+    fn from(message: &str) -> Self {
+        Unresumable::Dropped(message.to_string())
+    }
+}
+
+impl From<Unresumable> for String {
+    fn from(unresumable: Unresumable) -> Self {
+        match unresumable {
+            Unresumable::Dropped(message) | Unresumable::Store(message) => message,
+        }
+    }
+}
+
+impl From<plan::Unprepared> for Unresumable {
+    fn from(unprepared: plan::Unprepared) -> Self {
+        match unprepared {
+            plan::Unprepared::Unusable(message) => Unresumable::Dropped(message),
+            plan::Unprepared::Store(message) => Unresumable::Store(message),
+        }
+    }
+}
+
 /// What loading an item found.
 struct Loaded {
     repo: Repo,
@@ -175,8 +208,9 @@ struct Loaded {
     build_ended: bool,
 }
 
-async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loaded, String> {
-    let store_error = |e: gantry_store::StoreError| format!("reading the build failed: {e}");
+async fn load(state: &AppState, item: &QueueItem, runner_id: &str) -> Result<Loaded, Unresumable> {
+    let store_error =
+        |e: gantry_store::StoreError| Unresumable::Store(format!("reading the build failed: {e}"));
     let repo = (state.store.repo_by_id(item.repo_id).await)
         .map_err(store_error)?
         .ok_or("its repository was deleted")?;
@@ -315,8 +349,13 @@ fn check_frame_size(message: &ServerMessage) -> Result<(), String> {
     ))
 }
 
-/// Re-attaches an assignment the runner still holds after it reconnected.
-pub async fn resume(state: &AppState, runner_id: &str, item: QueueItem) -> Result<Held, String> {
+/// Re-attaches an assignment the runner still holds after it reconnected; a store error
+/// is [`Unresumable::Store`], not a reason to drop it.
+pub async fn resume(
+    state: &AppState,
+    runner_id: &str,
+    item: QueueItem,
+) -> Result<Held, Unresumable> {
     let loaded = load(state, &item, runner_id).await?;
     // Read again for the secret values to mask (the runner keeps its adapted plan).
     let prepared = plan::prepare(state, &loaded.repo, &loaded.workflow).await?;

@@ -157,7 +157,18 @@ impl Session {
                 done = matches!(claimed, Ok(Some(_)));
             }
             let outcome = match claimed {
-                Ok(Some(item)) => assignment::resume(&self.state, self.runner_id(), item).await,
+                Ok(Some(item)) => {
+                    match assignment::resume(&self.state, self.runner_id(), item).await {
+                        Ok(held) => Ok(held),
+                        Err(assignment::Unresumable::Dropped(reason)) => Err(reason),
+                        // Not known to be lost: the runner must not drop it; it connects again.
+                        Err(assignment::Unresumable::Store(error)) => {
+                            return Err(format!(
+                                "the server could not resume assignment {id}: {error}"
+                            ));
+                        }
+                    }
+                }
                 Ok(None) => Err(
                     "this runner no longer holds it (its lease ended, or the build \
                                  was cancelled)"
