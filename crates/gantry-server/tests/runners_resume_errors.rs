@@ -89,3 +89,63 @@ async fn a_resumed_assignment_whose_plan_is_unusable_is_dropped() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_workflow_whose_error_status_the_store_failed_to_write_is_given_up_again() {
+    within("giving up a workflow the store failed to end", async {
+        let (server, dir) = start().await;
+        let (build_id, _) = queue_build(&server, PIPELINE).await;
+        let store = &server.state().store;
+
+        // The plan cannot run, and the store fails to write the workflow's error status.
+        let mut db = database(&dir).await;
+        execute(&mut db, "UPDATE workflows SET plan = 'not a plan'").await;
+        execute(
+            &mut db,
+            "CREATE TRIGGER fail_error_status BEFORE UPDATE OF status ON workflows \
+             WHEN NEW.status = 'error' BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .await;
+        let (_, runner) = token(&server, "r", TokenRole::Runner).await;
+        let (mut socket, welcome) = connect(&server, &runner, vec![]).await;
+        let item = loop {
+            if let Some(item) = store.claimed_item(1, &welcome.runner_id).await.unwrap() {
+                break item;
+            }
+            let done = store.done_item(1, &welcome.runner_id).await.unwrap();
+            assert!(
+                done.is_none(),
+                "completed although its workflow was not ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // The session handles this after the claim it made: its answer follows the attempt.
+        send(&mut socket, &hello(PROTOCOL_VERSION, vec![])).await;
+        assert!(matches!(next(&mut socket).await, ServerMessage::Error(_)));
+
+        // Not completed: the item stays claimed, its workflow not ended.
+        let claimed = store.claimed_item(item.id, &welcome.runner_id).await;
+        assert!(claimed.unwrap().is_some(), "the item stays claimed");
+        let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+        assert!(!detail.workflows[0].workflow.status.is_terminal());
+
+        // Its lease ends and it is claimed again: this time the store writes the status.
+        execute(&mut db, "DROP TRIGGER fail_error_status").await;
+        let outcome = store.requeue_expired(now_ms() + 60_000, 3).await.unwrap();
+        assert_eq!(outcome.requeued.len(), 1);
+        server.state().live.announce_work();
+        loop {
+            let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+            let workflow = &detail.workflows[0].workflow;
+            if workflow.status.is_terminal() {
+                assert_eq!(workflow.status, RunStatus::Error);
+                let error = workflow.error.clone().unwrap_or_default();
+                assert!(error.contains("cannot be read"), "{error}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.shutdown().await;
+    })
+    .await;
+}

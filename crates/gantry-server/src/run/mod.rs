@@ -62,16 +62,30 @@ impl RunTarget {
 }
 
 /// A workflow whose runners kept vanishing ends in `error` (its open steps closed), and
-/// its build with it, rather than staying `pending` forever.
-pub(crate) async fn give_up(state: &AppState, item: &gantry_store::QueueItem) {
+/// its build with it, rather than staying `pending` forever. An error is the store's:
+/// nothing (or not all of it) was written, and the caller gives it up again later (a
+/// workflow or build already ended stays as it is).
+pub(crate) async fn give_up(
+    state: &AppState,
+    item: &gantry_store::QueueItem,
+) -> Result<(), String> {
     let message = item.error.clone().unwrap_or_else(|| {
         format!("no runner finished this workflow in {MAX_ATTEMPTS} attempts; restart the build")
     });
-    let (Ok(Some(repo)), Ok(Some(build))) = (
-        state.store.repo_by_id(item.repo_id).await,
-        state.store.build_by_id(item.build_id).await,
-    ) else {
-        return;
+    let store_error = |e: gantry_store::StoreError| format!("reading the build failed: {e}");
+    let repo = state
+        .store
+        .repo_by_id(item.repo_id)
+        .await
+        .map_err(store_error)?;
+    let build = state
+        .store
+        .build_by_id(item.build_id)
+        .await
+        .map_err(store_error)?;
+    // Deleted: nothing is left to end.
+    let (Some(repo), Some(build)) = (repo, build) else {
+        return Ok(());
     };
     let target = RunTarget {
         runner_id: String::new(),
@@ -83,9 +97,5 @@ pub(crate) async fn give_up(state: &AppState, item: &gantry_store::QueueItem) {
         steps: Vec::new(),
         approval_steps: Vec::new(),
     };
-    if let Err(error) =
-        finish::finish_workflow(state, &target, RunStatus::Error, Some(message)).await
-    {
-        tracing::error!(workflow.id = item.workflow_id, error = %error, "ending a workflow that was given up failed");
-    }
+    finish::finish_workflow(state, &target, RunStatus::Error, Some(message)).await
 }

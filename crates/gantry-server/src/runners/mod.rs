@@ -187,17 +187,37 @@ async fn connect(
         }))
 }
 
+/// Ends the workflows of failed items; returns those the store could not end (tried
+/// again on the lease keeper's next round).
+async fn give_up_all(
+    state: &AppState,
+    items: Vec<gantry_store::QueueItem>,
+) -> Vec<gantry_store::QueueItem> {
+    let mut left = Vec::new();
+    for item in items {
+        if let Err(error) = crate::run::give_up(state, &item).await {
+            tracing::error!(queue.item = item.id, workflow.id = item.workflow_id, error = %error, "ending a workflow that was given up failed; it is tried again");
+            left.push(item);
+        }
+    }
+    left
+}
+
 /// Puts the work of runners that stopped heartbeating back in the queue (or gives it up
 /// after too many attempts): every second while remote runners are about, else every
 /// 15 s (the first time at once, for work of runners that left before a restart).
 pub fn spawn_lease_keeper(state: AppState) {
     tokio::spawn(async move {
         let mut last: Option<tokio::time::Instant> = None;
+        // Items failed in the store whose workflow could not be ended yet: tried again
+        // each round until the store takes it (else the workflow stays `running`).
+        let mut to_give_up: Vec<gantry_store::QueueItem> = Vec::new();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(REQUEUE_INTERVAL) => {}
                 () = state.shutdown.cancelled() => return,
             }
+            to_give_up = give_up_all(&state, std::mem::take(&mut to_give_up)).await;
             let window = Duration::from_millis(2 * LEASE_MS.unsigned_abs());
             let idle = last.is_some_and(|at| at.elapsed() < IDLE_REQUEUE_INTERVAL);
             if idle && !state.runners.recently_active(window) {
@@ -220,9 +240,7 @@ pub fn spawn_lease_keeper(state: AppState) {
                     if !outcome.requeued.is_empty() {
                         state.live.announce_work();
                     }
-                    for item in &outcome.failed {
-                        crate::run::give_up(&state, item).await;
-                    }
+                    to_give_up.extend(give_up_all(&state, outcome.failed).await);
                 }
                 Err(error) => tracing::warn!(error = %error, "requeueing expired work failed"),
             }

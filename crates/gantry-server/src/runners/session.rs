@@ -348,8 +348,16 @@ impl Session {
                     error: Some(message),
                     ..item.clone()
                 };
-                crate::run::give_up(&self.state, &failed).await;
-                let _ = self.state.store.complete(item.id, self.runner_id()).await;
+                match crate::run::give_up(&self.state, &failed).await {
+                    Ok(()) => {
+                        let _ = self.state.store.complete(item.id, self.runner_id()).await;
+                    }
+                    // Not completed: its lease ends, the lease keeper requeues it (or, after
+                    // the last attempt, gives it up again).
+                    Err(error) => {
+                        tracing::error!(queue.item = item.id, error = %error, "ending a workflow that could not be assigned failed; its lease ends and it is tried again");
+                    }
+                }
             }
         }
         true
