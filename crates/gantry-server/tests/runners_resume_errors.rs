@@ -149,3 +149,59 @@ async fn a_workflow_whose_error_status_the_store_failed_to_write_is_given_up_aga
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_workflow_the_lease_keeper_failed_to_end_is_ended_on_a_later_round() {
+    within("the lease keeper giving up again", async {
+        let (server, dir) = start().await;
+        let (build_id, _) = queue_build(&server, PIPELINE).await;
+        let store = &server.state().store;
+        let (socket, _, _) = assigned(&server).await;
+        drop(socket);
+
+        // Each failed write of the error status is recorded before it fails.
+        let mut db = database(&dir).await;
+        execute(&mut db, "CREATE TABLE failed_writes (at INTEGER)").await;
+        execute(
+            &mut db,
+            "CREATE TRIGGER fail_error_status BEFORE UPDATE OF status ON workflows \
+             WHEN NEW.status = 'error' BEGIN INSERT INTO failed_writes VALUES (1); \
+             SELECT RAISE(FAIL, 'disk full'); END",
+        )
+        .await;
+        // Its last attempt's lease ended: the lease keeper fails the item.
+        execute(
+            &mut db,
+            "UPDATE queue_items SET lease_until = 0, attempts = 3",
+        )
+        .await;
+        loop {
+            let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM failed_writes")
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+            if failed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let state: String = sqlx::query_scalar("SELECT state FROM queue_items")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(state, "failed");
+        execute(&mut db, "DROP TRIGGER fail_error_status").await;
+
+        loop {
+            let detail = store.build_by_id(build_id).await.unwrap().unwrap();
+            let workflow = &detail.workflows[0].workflow;
+            if workflow.status.is_terminal() {
+                assert_eq!(workflow.status, RunStatus::Error);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
