@@ -16,11 +16,16 @@ window.Gantry = (function () {
   }
 
   /** Follows /ui/events, calling `onEvent` with each event; reconnects after a drop. */
-  function followEvents(onEvent) {
+  /** Calls `onEvent` for every event, and `onOpen` (if given) each time the socket opens:
+   *  events sent before that were not seen, so a page re-reads what they would have said. */
+  function followEvents(onEvent, onOpen) {
     var delay = 1000;
     function open() {
       var socket = new WebSocket(socketUrl("/ui/events"));
-      socket.onopen = function () { delay = 1000; };
+      socket.onopen = function () {
+        delay = 1000;
+        if (onOpen) onOpen();
+      };
       socket.onmessage = function (message) {
         var event;
         try { event = JSON.parse(message.data); } catch (e) { return; }

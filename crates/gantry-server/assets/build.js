@@ -19,12 +19,8 @@ document.addEventListener("DOMContentLoaded", function () {
   Gantry.followEvents(function (event) {
     if (event.repo !== repo || Number(event.build) !== number) return;
     if (event.kind === "build") {
-      build.setAttribute("data-status", event.status);
-      Gantry.setStatus(document.getElementById("build-status"), event.status);
-      if (Gantry.isTerminal(event.status)) {
-        showReload();
-        syncNodes();
-      }
+      setBuild(event.status);
+      if (Gantry.isTerminal(event.status)) syncPage();
       return;
     }
     setNode(event.step, event.status);
@@ -32,7 +28,14 @@ document.addEventListener("DOMContentLoaded", function () {
       step.setAttribute("data-status", event.status);
       Gantry.setStatus(document.getElementById("step-status"), event.status);
     }
-  });
+  }, syncPage);
+
+  function setBuild(status) {
+    if (!status) return;
+    build.setAttribute("data-status", status);
+    Gantry.setStatus(document.getElementById("build-status"), status);
+    if (Gantry.isTerminal(status)) showReload();
+  }
 
   function setNode(name, status) {
     var node = nodeOf(name);
@@ -42,19 +45,29 @@ document.addEventListener("DOMContentLoaded", function () {
     if (title) title.textContent = name + ": " + status;
   }
 
-  // Step events sent between this page's rendering and its event socket opening are not
-  // seen: once the build ended, the graph takes the final step statuses from the page.
-  function syncNodes() {
+  // Events sent between this page's rendering and its event socket opening are not seen:
+  // each time the socket opens, and once the build ended, the build's status and the graph
+  // are read again from the page. A status already final is never taken back by an older
+  // page (an event may have overtaken the fetch).
+  function syncPage() {
     fetch(location.pathname + location.search, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : ""; })
       .then(function (html) {
         if (!html) return;
         var page = new DOMParser().parseFromString(html, "text/html");
+        var fresh = page.getElementById("build");
+        if (fresh && !final(build)) setBuild(fresh.getAttribute("data-status"));
         page.querySelectorAll("#graph g.node").forEach(function (node) {
-          setNode(node.getAttribute("data-step"), node.getAttribute("data-status"));
+          var name = node.getAttribute("data-step");
+          var here = nodeOf(name);
+          if (here && !final(here)) setNode(name, node.getAttribute("data-status"));
         });
       })
       .catch(function () { /* the refresh link still shows everything */ });
+  }
+
+  function final(element) {
+    return Gantry.isTerminal(element.getAttribute("data-status"));
   }
 
   // The buttons of a finished build differ (restart, promote): offer to show them.
