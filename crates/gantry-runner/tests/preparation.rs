@@ -121,11 +121,12 @@ async fn a_step_is_prepared_while_its_need_is_still_starting() {
         };
         let (done, ()) = tokio::join!(run(&runtime, &id, &p), release);
         assert_eq!(done.outcome.status, PipelineStatus::Success);
+        // `build`'s start was asked for; `test`'s preparation and that start run at once,
+        // so which of the two the backend records first is up to the scheduler (the hang
+        // guard above is what shows preparing did not wait for the start to finish).
         let calls = backend.calls();
-        assert!(
-            position(&calls, &Call::Prepare("test".into()))
-                > position(&calls, &Call::Start("build".into()))
-        );
+        position(&calls, &Call::Start("build".into())); // panics when missing
+        position(&calls, &Call::Prepare("test".into()));
     })
     .await;
 }
