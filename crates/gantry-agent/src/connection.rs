@@ -87,19 +87,7 @@ struct Runner {
 
 /// Connects, serves, and reconnects until the server refuses the runner.
 pub async fn serve(setup: RunnerSetup, stop: CancellationToken) -> anyhow::Result<()> {
-    let (events_tx, events) = mpsc::channel(256);
-    let mut runner = Runner {
-        setup,
-        jobs: HashMap::new(),
-        decisions: Decisions::default(),
-        events_tx,
-        events,
-        generations: 0,
-        waiting: HashMap::new(),
-        welcomed: false,
-        stop,
-        stopping: false,
-    };
+    let mut runner = Runner::new(setup, stop);
     let mut pause = FIRST_PAUSE;
     loop {
         let ended = match connect(&runner.setup, !runner.jobs.is_empty()).await {
@@ -140,6 +128,23 @@ async fn connect(setup: &RunnerSetup, holding_work: bool) -> Result<Socket, Ende
 }
 
 impl Runner {
+    /// A runner with no job yet, not connected.
+    fn new(setup: RunnerSetup, stop: CancellationToken) -> Self {
+        let (events_tx, events) = mpsc::channel(256);
+        Runner {
+            setup,
+            jobs: HashMap::new(),
+            decisions: Decisions::default(),
+            events_tx,
+            events,
+            generations: 0,
+            waiting: HashMap::new(),
+            welcomed: false,
+            stop,
+            stopping: false,
+        }
+    }
+
     /// Keeps recording the running jobs' events while disconnected, for `pause`.
     async fn buffer_for(&mut self, pause: Duration) {
         let until = Instant::now() + pause;
@@ -664,7 +669,6 @@ mod tests {
     }
 
     fn runner() -> Runner {
-        let (events_tx, events) = mpsc::channel(8);
         let setup = RunnerSetup {
             transport: std::sync::Arc::new(Nowhere),
             name: "test".into(),
@@ -677,18 +681,7 @@ mod tests {
             stopped_message: "stopped".into(),
             notices: crate::Notices::Tracing,
         };
-        Runner {
-            setup,
-            jobs: HashMap::new(),
-            decisions: Decisions::default(),
-            events_tx,
-            events,
-            generations: 0,
-            waiting: HashMap::new(),
-            welcomed: false,
-            stop: CancellationToken::new(),
-            stopping: false,
-        }
+        Runner::new(setup, CancellationToken::new())
     }
 
     /// Both sides send far more than the in-memory link holds before either reads: the
