@@ -217,6 +217,12 @@ async fn completed_without_answer(
     (socket, id)
 }
 
+/// The build's status as stored.
+async fn build_status(server: &Server, build_id: i64) -> RunStatus {
+    let detail = server.state().store.build_by_id(build_id).await;
+    detail.unwrap().unwrap().build.status
+}
+
 fn success(id: AssignmentId, seq: u64) -> RunnerMessage {
     RunnerMessage::Done(Done {
         assignment: id,
@@ -238,14 +244,7 @@ async fn a_heartbeat_after_a_completion_whose_answer_was_lost_keeps_the_assignme
         tokio::time::sleep(Duration::from_millis(DEFAULT_LEASE_MS / 4 + 300)).await;
         send(&mut socket, &RunnerMessage::Heartbeat).await;
         acked(&mut socket, &success(id, 2)).await;
-        let detail = server
-            .state()
-            .store
-            .build_by_id(build_id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.build.status, RunStatus::Success);
+        assert_eq!(build_status(&server, build_id).await, RunStatus::Success);
         server.shutdown().await;
     })
     .await;
@@ -263,14 +262,7 @@ async fn a_resume_after_a_completion_whose_answer_was_lost_takes_the_done_again(
         assert_eq!(welcome.resumed, vec![id]);
         assert!(welcome.dropped.is_empty(), "{:?}", welcome.dropped);
         acked(&mut socket, &success(id, 2)).await;
-        let detail = server
-            .state()
-            .store
-            .build_by_id(build_id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.build.status, RunStatus::Success);
+        assert_eq!(build_status(&server, build_id).await, RunStatus::Success);
         server.shutdown().await;
     })
     .await;
@@ -299,14 +291,7 @@ async fn a_message_refused_for_good_names_no_assignment_and_the_work_goes_on() {
         }
         acked(&mut socket, &update(id, 2, StepState::Success)).await;
         acked(&mut socket, &success(id, 3)).await;
-        let detail = server
-            .state()
-            .store
-            .build_by_id(build_id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(detail.build.status, RunStatus::Success);
+        assert_eq!(build_status(&server, build_id).await, RunStatus::Success);
         server.shutdown().await;
     })
     .await;
